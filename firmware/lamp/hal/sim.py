@@ -1,0 +1,190 @@
+# The simulated board: runs on the MicroPython unix port. It keeps what a pole would
+# show (PWM duty, relay, status LED) observable and lets tests inject what a pole would
+# sense (motion, S0 pulses, control-pilot voltage, ambient light, bytes on I2C and UART).
+# I2C and UART are modelled at byte level so sensor drivers run unchanged.
+from lamp.hal.base import HalBase
+
+_ENODEV = 19  # what machine.I2C raises when no device ACKs its address
+_ETIMEDOUT = 110
+# The ESP32 ADC reads 0..3.3 V in 12 bits with 11 dB attenuation.
+_ADC_FULL_MV = 3300
+_ADC_STEPS = 4095
+
+
+class SimI2C:
+    # The subset of machine.I2C the drivers use. A device model implements
+    # write(data) for a write transaction and read(n) -> bytes for a read transaction.
+    def __init__(self):
+        self.devices = {}
+        self.nack = set()  # addresses forced to NACK (fault injection)
+
+    def attach(self, addr, model):
+        self.devices[addr] = model
+
+    def detach(self, addr):
+        self.devices.pop(addr, None)
+
+    def _dev(self, addr):
+        dev = self.devices.get(addr)
+        if dev is None or addr in self.nack:
+            raise OSError(_ENODEV)
+        return dev
+
+    def scan(self):
+        return sorted(a for a in self.devices if a not in self.nack)
+
+    def writeto(self, addr, buf, stop=True):
+        self._dev(addr).write(bytes(buf))
+        return len(buf)
+
+    def readfrom(self, addr, nbytes, stop=True):
+        data = self._dev(addr).read(nbytes)
+        if len(data) != nbytes:
+            raise OSError(_ETIMEDOUT)
+        return data
+
+    def readfrom_into(self, addr, buf, stop=True):
+        buf[:] = self.readfrom(addr, len(buf))
+
+    def _mem(self, memaddr, addrsize):
+        return memaddr.to_bytes(addrsize // 8, "big")
+
+    def writeto_mem(self, addr, memaddr, buf, addrsize=8):
+        self._dev(addr).write(self._mem(memaddr, addrsize) + bytes(buf))
+
+    def readfrom_mem(self, addr, memaddr, nbytes, addrsize=8):
+        # A register read: write the pointer, repeated start, read.
+        self._dev(addr).write(self._mem(memaddr, addrsize))
+        return self.readfrom(addr, nbytes)
+
+    def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
+        buf[:] = self.readfrom_mem(addr, memaddr, len(buf), addrsize)
+
+
+class SimUART:
+    # The subset of machine.UART the drivers use. Tests (or a device model) feed() bytes
+    # the device sends; what the firmware writes is kept in `sent` and handed to the
+    # model's on_write(data) if one is attached.
+    def __init__(self, rxbuf=512):
+        self.rx = bytearray()
+        self.rxbuf = rxbuf
+        self.sent = bytearray()
+        self.model = None
+        self.overflows = 0
+
+    def feed(self, data):
+        self.rx.extend(data)
+        extra = len(self.rx) - self.rxbuf
+        if extra > 0:  # a real UART FIFO/ring drops what does not fit
+            self.rx = self.rx[extra:]
+            self.overflows += extra
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, nbytes=-1):
+        if not self.rx:
+            return None
+        if nbytes < 0 or nbytes > len(self.rx):
+            nbytes = len(self.rx)
+        out = bytes(self.rx[:nbytes])
+        self.rx = self.rx[nbytes:]
+        return out
+
+    def readinto(self, buf):
+        data = self.read(len(buf))
+        if data is None:
+            return None
+        buf[: len(data)] = data
+        return len(data)
+
+    def write(self, data):
+        self.sent.extend(data)
+        if self.model is not None:
+            self.model.on_write(bytes(data))
+        return len(data)
+
+
+class SimHal(HalBase):
+    def __init__(self, board, reset_cause="power_on"):
+        super().__init__(board)
+        self.motion_level = False
+        self.pulses = 0
+        self.cp_volts = 12.0  # state A: no vehicle
+        self.lux = 0.0  # ambient light, read by light-sensor models
+        self.led_on = False
+        self.wdt_timeout_ms = None
+        self.wdt_feeds = 0
+        self.resets = 0
+        self._cause = reset_cause
+        self._rtc_mem = b""
+        self._i2c = SimI2C()
+        self._uart = SimUART()
+        self.duty_log = []  # (duty) writes, for tests of fade smoothness
+        self.log_duty = False
+
+    # outputs
+    def _write_duty(self, duty):
+        if self.log_duty:
+            self.duty_log.append(duty)
+
+    def _write_relay(self, on):
+        pass
+
+    def set_status_led(self, on):
+        self.led_on = bool(on)
+
+    # inputs (tests drive these)
+    def set_motion(self, level):
+        self.motion_level = bool(level)
+
+    def pulse(self, n=1):
+        self.pulses += n
+
+    def set_cp_volts(self, volts):
+        self.cp_volts = volts
+
+    def set_lux(self, lux):
+        self.lux = lux
+
+    def motion(self):
+        return self.motion_level
+
+    def s0_count(self):
+        return self.pulses
+
+    def adc_mv(self):
+        # What the ESP32 ADC would read on the pilot pin: the pilot voltage through the
+        # board's divider, clamped to the ADC range and quantised to 12 bits.
+        cp = self.board["cp_adc"]
+        mv = self.cp_volts * 1000 / cp["scale"] + cp["offset_mv"]
+        mv = min(max(mv, 0), _ADC_FULL_MV)
+        raw = int(mv * _ADC_STEPS / _ADC_FULL_MV + 0.5)
+        return raw * _ADC_FULL_MV // _ADC_STEPS
+
+    def i2c(self):
+        return self._i2c
+
+    def uart(self, baudrate=9600):
+        return self._uart
+
+    # system
+    def wdt_start(self, timeout_ms):
+        self.wdt_timeout_ms = timeout_ms
+
+    def wdt_feed(self):
+        self.wdt_feeds += 1
+
+    def reset_cause(self):
+        return self._cause
+
+    def reset(self):
+        # A soft reset on the sim ends the process; the runner restarts it.
+        self.resets += 1
+        raise SystemExit(3)
+
+    def rtc_memory(self, data=None):
+        # RTC slow memory survives a soft reset on the ESP32 (not a power cut).
+        if data is not None:
+            self._rtc_mem = bytes(data)
+        return self._rtc_mem

