@@ -43,9 +43,17 @@ def board_heap(name: str = BUDGET_BOARD) -> int:
 
 
 def run_firmware(
-    path: Path, func: str, heap: int | None = None, timeout: float = TIMEOUT_S
+    path: Path,
+    func: str,
+    heap: int | None = None,
+    timeout: float = TIMEOUT_S,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one test function of a firmware test file in MicroPython under `heap` bytes."""
+    """Run one test function of a firmware test file in MicroPython under `heap` bytes.
+
+    CPython tests use it to hand MicroPython checks data computed by a CPython oracle
+    (zoneinfo, astral): write the vectors to a file, pass its path in `extra_env`.
+    """
     binary = micropython_binary()
     if binary is None:
         raise FirmwareTestError(
@@ -57,6 +65,7 @@ def run_firmware(
     # .frozen holds asyncio and the other modules built into the unix port.
     env["MICROPYPATH"] = os.pathsep.join([str(path.parent), str(FIRMWARE), ".frozen"])
     env["LANTERNA_REPO"] = str(REPO)
+    env.update(extra_env or {})
     cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(path.parent)
