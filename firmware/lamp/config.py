@@ -1,17 +1,23 @@
 # The node's own configuration (config.json on the node): every key with its default and
 # range, checked once at boot; an error names the key. Site values and secrets live in the
-# file, never in code.
+# file, never in code. `checked()` is the one checker: the dimmer, energy and fault
+# sections use it for their own keys.
 import json
 
-# key: (kind, default, lo, hi) -- lo/hi bound numbers, or list the allowed strings.
+# key: (default, lo, hi) for numbers (an int default wants an int), (default, allowed
+# strings) for a choice, (default, str) for free text, (default, dict) for a section that
+# its own module checks.
 SPEC = {
-    "node": ("str", "sim-node", None, None),
-    "site": ("str", "sim", None, None),
-    "failsafe_level": ("int", 100, 0, 100),
-    "lat": ("num", 51.4826, -90, 90),
-    "lon": ("num", 0.0077, -180, 180),
-    "tz": ("str", "GMT0BST,M3.5.0/1,M10.5.0", None, None),
-    "log_level": ("str", "info", ("debug", "info", "warn", "error"), None),
+    "node": ("sim-node", str),
+    "site": ("sim", str),
+    "failsafe_level": (100, 0, 100),
+    "lat": (51.4826, -90, 90),
+    "lon": (0.0077, -180, 180),
+    "tz": ("GMT0BST,M3.5.0/1,M10.5.0", str),
+    "log_level": ("info", ("debug", "info", "warn", "error")),
+    "dimmer": (None, dict),
+    "energy": (None, dict),
+    "faults": (None, dict),
 }
 
 
@@ -19,36 +25,40 @@ class ConfigError(ValueError):
     pass
 
 
-def _check(key, value):
-    kind, _default, lo, hi = SPEC[key]
-    if kind == "str":
-        ok = isinstance(value, str) and value != ""
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise ConfigError("config: %s: expected %s, got %r" % (key, kind, value))
-    if isinstance(lo, tuple):
-        if value not in lo:
-            raise ConfigError("config: %s: must be one of %s" % (key, "/".join(lo)))
-    elif lo is not None and not lo <= value <= hi:
-        raise ConfigError("config: %s: %r outside %r..%r" % (key, value, lo, hi))
+def checked(tag, spec, values):
+    # Defaults overlaid with `values`, each checked once; an error names the key.
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError("%s: not a JSON object" % tag)
+    for key in values:
+        if key not in spec:
+            raise ConfigError("%s: %s: unknown key" % (tag, key))
+    cfg = {}
+    for key, sp in spec.items():
+        v = values.get(key, sp[0])
+        kind = sp[1]
+        if kind is str:
+            if not isinstance(v, str) or not v:
+                raise ConfigError("%s: %s: expected a non-empty string, got %r" % (tag, key, v))
+        elif kind is dict:
+            if v is not None and not isinstance(v, dict):
+                raise ConfigError("%s: %s: expected an object, got %r" % (tag, key, v))
+        elif isinstance(kind, tuple):
+            if v not in kind:
+                raise ConfigError("%s: %s: must be one of %s" % (tag, key, "/".join(kind)))
+        elif (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or (isinstance(sp[0], int) and not isinstance(v, int))
+            or not kind <= v <= sp[2]
+        ):
+            raise ConfigError("%s: %s: %r not a number in %r..%r" % (tag, key, v, kind, sp[2]))
+        cfg[key] = v
+    return cfg
 
 
 def build(values):
-    # Defaults overlaid with `values`; unknown keys and bad values are errors.
-    if not isinstance(values, dict):
-        raise ConfigError("config: not a JSON object")
-    for key in values:
-        if key not in SPEC:
-            raise ConfigError("config: %s: unknown key" % key)
-    cfg = {}
-    for key in SPEC:
-        value = values.get(key, SPEC[key][1])
-        _check(key, value)
-        cfg[key] = value
-    return cfg
+    return checked("config", SPEC, values)
 
 
 def load(path=None):

@@ -8,7 +8,7 @@ from lamp import app, clock, config
 async def test_node_drives_failsafe_level_at_start():
     clock.setup(start=1795600000, manual=True)
     hal = sim_hal()
-    node = app.Node(hal, config.build({"failsafe_level": 80}))
+    node = app.Node(hal, config.build({"failsafe_level": 80}), root="/tmp/lanterna-app-")
     task = asyncio.create_task(node.run())
     await asyncio.sleep_ms(0)
     assert node.dimmer.level == 80 and node.dimmer.reason == "failsafe"
@@ -17,12 +17,14 @@ async def test_node_drives_failsafe_level_at_start():
 
 
 def test_arguments_are_checked():
-    board, config, warp = app.parse_args(["--board", board_path("sim"), "--warp", "60"])
-    assert board == board_path("sim") and config is None and warp == 60
+    opts = app.parse_args(["--board", board_path("sim"), "--warp", "60", "--start", "1000"])
+    assert opts["board"] == board_path("sim") and opts["warp"] == "60"
+    assert opts["start"] == "1000" and opts["schedule"] == ""
     raises(ValueError, app.parse_args, ["--warp", "fast"])
     raises(ValueError, app.parse_args, ["--warp", "0"])
     raises(ValueError, app.parse_args, ["--colour", "red"])
     raises(ValueError, app.parse_args, ["--board"])
+    raises(ValueError, app.parse_args, ["--start", "yesterday"])
 
 
 def test_bad_board_exits_non_zero():

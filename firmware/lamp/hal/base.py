@@ -32,6 +32,20 @@ class HalBase:
             return None
         return int((self.adc_mv() - cp["offset_mv"]) * cp["scale"])
 
+    # Feedback for fault detection (docs/energy.md): None means "not fitted on this
+    # board", and the faults that need the input are then not detected.
+    def mains_ok(self):
+        # Mains present on the supply side of the relay (opto-isolated line sense).
+        return None
+
+    def relay_sense(self):
+        # The driver is energised: load-side voltage sense or the relay's auxiliary contact.
+        return None
+
+    def lamp_sense(self):
+        # The lamp is lit: load-current comparator (CT) or photodiode in the luminaire.
+        return None
+
     # Backends implement: _write_duty, _write_relay, motion, s0_count, adc_mv, i2c, uart,
     # set_status_led, wdt_start, wdt_feed, reset_cause, reset, rtc_memory.
     def _write_duty(self, duty):

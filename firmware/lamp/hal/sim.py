@@ -122,6 +122,14 @@ class SimHal(HalBase):
         self._uart = SimUART()
         self.duty_log = []  # (duty) writes, for tests of fade smoothness
         self.log_duty = False
+        # Lamp model (fault injection, docs/energy.md): what the pole's feedback inputs
+        # would read. `dark_duty` is the duty at which the driver gives no light: 0 for
+        # PWM, None for a 1-10 V driver (it only goes dark when the relay opens).
+        self.mains = True
+        self.relay_welded = None  # None: follows the coil; True/False: stuck closed/open
+        self.lamp_failed = False
+        self.day_burner = False  # lit whatever the node commands (bypassed control)
+        self.dark_duty = 0
 
     # outputs
     def _write_duty(self, duty):
@@ -147,8 +155,34 @@ class SimHal(HalBase):
     def set_lux(self, lux):
         self.lux = lux
 
+    def set_mains(self, on):
+        self.mains = bool(on)
+
+    def weld_relay(self, closed):
+        self.relay_welded = closed
+
+    def fail_lamp(self, failed=True):
+        self.lamp_failed = bool(failed)
+
+    def burn_by_day(self, on=True):
+        self.day_burner = bool(on)
+
     def motion(self):
         return self.motion_level
+
+    def mains_ok(self):
+        return self.mains
+
+    def relay_sense(self):
+        contact = self.relay_on if self.relay_welded is None else self.relay_welded
+        return self.mains and contact
+
+    def lamp_sense(self):
+        if not self.mains:
+            return False
+        if self.day_burner:
+            return True
+        return self.relay_sense() and not self.lamp_failed and self.duty != self.dark_duty
 
     def s0_count(self):
         return self.pulses

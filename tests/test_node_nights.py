@@ -1,0 +1,67 @@
+"""A virtual node at time warp follows its schedule through 30 nights, like the preview."""
+
+from __future__ import annotations
+
+import re
+import signal
+from datetime import date, datetime, timedelta
+
+from lanterna import schedules
+
+NIGHTS = 30
+WARP = 43200  # half a day a second: 30 nights in about a minute
+# The sim's timers resolve 1 ms of real time, which is WARP ms of node time.
+TOLERANCE_S = 3 * WARP / 1000
+LEVEL = re.compile(r"^(\S+) level (\d+) (\w+)$")
+NIGHT = re.compile(r"^(\S+) night (\d+) heap alloc (\d+) free (\d+)$")
+
+
+def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cmd, repo, tmp_path):
+    example = repo / "docs" / "examples" / "schedule-greenwich.json"
+    node = spawn(
+        [
+            *lanterna_cmd,
+            "node",
+            "run",
+            "--schedule",
+            str(example),
+            "--lat",
+            "51.4826",
+            "--lon",
+            "0.0077",
+            "--tz",
+            "Europe/London",
+            "--start",
+            "2026-11-25T12:00:30",
+            "--warp",
+            str(WARP),
+            "--debug",
+            "--root",
+            str(tmp_path / "flash"),
+        ]
+    )
+    first = date(2026, 11, 25)
+    last_night = (first - date(1970, 1, 1)).days + NIGHTS
+    node.wait_for(f" night {last_night} ", timeout=NIGHTS * 86400 / WARP * 4 + 30)
+    assert node.stop(signal.SIGINT) == 0
+
+    changes = [
+        (datetime.fromisoformat(m[1]), int(m[2]), m[3]) for m in map(LEVEL.match, node.lines) if m
+    ]
+    heaps = [int(m[3]) for m in map(NIGHT.match, node.lines) if m]
+    assert changes and changes[0][2] == "schedule"
+
+    _, sched = schedules.load(example)
+    expected = []
+    for n in range(NIGHTS):
+        p = schedules.preview(sched, first + timedelta(days=n), 51.4826, 0.0077, "Europe/London")
+        expected += [(datetime.fromisoformat(t["time"]), t["level"]) for t in p.transitions]
+    seen = [(t, lvl) for t, lvl, _src in changes[1:]]  # [0] is the level at start
+    assert [lvl for _, lvl in seen[: len(expected)]] == [lvl for _, lvl in expected]
+    for (got_t, _), (want_t, _) in zip(seen, expected, strict=False):
+        late = (got_t - want_t).total_seconds()
+        assert 0 <= late <= TOLERANCE_S, (got_t, want_t)
+    # No heap growth night over night (after the first nights fill the caches).
+    assert len(heaps) >= NIGHTS
+    settled = heaps[3:]
+    assert max(settled) - min(settled) < 2048, heaps
