@@ -2,6 +2,17 @@
 # and config.json from flash); on the unix port the arguments name the board and config.
 import sys
 
-from lamp import app
+# Everything the running node keeps is imported first, into a clean heap, so that the
+# one-off boot work after it (board and config checks, the TZ parser, the schedule
+# validator, all unloaded again) leaves its holes above the long-lived code, not in it:
+# fragmentation, not size, is what ends a MicroPython heap.
+import lamp.app  # noqa: F401
+import lamp.schedule  # noqa: F401
+from lamp import start, unload
 
-sys.exit(app.main(sys.argv[1:]))
+node = start.boot(sys.argv[1:])
+del start
+unload("start")
+if isinstance(node, int):
+    sys.exit(node)
+node.start()

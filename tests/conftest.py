@@ -96,6 +96,18 @@ def spawn() -> Iterator:
 
 
 @pytest.fixture
+def responder() -> Iterator:
+    """A real SNTP server on 127.0.0.1 (tests/sntp.py); stopped when the test ends."""
+    from sntp import Responder
+
+    r = Responder()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
 def clean_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("LANTERNA_MICROPYTHON", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import hashlib
 import os
 import shutil
 import subprocess
@@ -68,7 +69,9 @@ def run_firmware(
     heap = board_heap() if heap is None else heap
     env = dict(os.environ)
     # .frozen holds asyncio and the other modules built into the unix port.
-    env["MICROPYPATH"] = os.pathsep.join([str(path.parent), str(compiled_firmware()), ".frozen"])
+    env["MICROPYPATH"] = os.pathsep.join(
+        [str(compiled_tests(path.parent)), str(compiled_firmware()), ".frozen"]
+    )
     env["LANTERNA_REPO"] = str(REPO)
     env.update(extra_env or {})
     cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
@@ -82,6 +85,32 @@ class FirmwareTestError(Exception):
 
 
 _compiled: dict[str, object] = {}
+
+
+def compiled_tests(src: Path) -> Path:
+    """The test files of `src` compiled to .mpy (redone when one changes).
+
+    Nothing is compiled on the pole; compiling a test file inside the budget would charge
+    the compiler's peak to the code under test.
+    """
+    from lanterna.firmware import FirmwareBuildError, mpy_cross
+
+    files = sorted(src.glob("*.py"))
+    key = (str(src), tuple((f.name, f.stat().st_mtime_ns) for f in files))
+    out = (
+        COMPILED.with_name(COMPILED.name + "-tests")
+        / hashlib.sha1(str(src).encode()).hexdigest()[:12]
+    )
+    if _compiled.get(str(src)) != key:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            try:
+                mpy_cross(f, out / (f.stem + ".mpy"))
+            except FirmwareBuildError as e:
+                raise FirmwareTestError(f"does not compile: {e}") from None
+        _compiled[str(src)] = key
+        atexit.register(shutil.rmtree, out.parent, ignore_errors=True)
+    return out
 
 
 def compiled_firmware() -> Path:

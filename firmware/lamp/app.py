@@ -6,9 +6,8 @@ import asyncio
 import gc
 import json
 import os
-import sys
 
-from lamp import VERSION, clock, hal, log, unload
+from lamp import clock, log, unload
 from lamp.arbiter import Arbiter
 from lamp.dimmer import Dimmer
 from lamp.dimmer import config as dimmer_config
@@ -33,6 +32,10 @@ class Node:
         self.energy.output = self.dimmer.output
         self.faults = Faults(hw, self._fault_event, cfg["faults"], self.dimmer.output)
         self.arbiter = Arbiter(cfg["failsafe_level"])
+        # Set by anything that may change the decision before the next step: motion, a
+        # corrected clock, a command. The lighting loop then re-evaluates at once.
+        self.wake = asyncio.Event()
+        self.ntp_servers = cfg["ntp"]
         self.zone = None
         self.lux = None  # from a light sensor when one is fitted
         self._night = None
@@ -113,80 +116,73 @@ class Node:
             return _MAX_SLEEP_MS
         return min(_MAX_SLEEP_MS, max(1, wait) * 1000)
 
+    async def _watch_motion(self):
+        # PIR sensors hold their output high for a few seconds per detection; polling
+        # every 100 ms catches every one without an IRQ (the sim has no pin interrupts).
+        was = False
+        while True:
+            now = self.hal.motion()
+            if now and not was:
+                self.arbiter.motion(clock.mono_ms() // 1000)
+                self.wake.set()
+            was = now
+            await clock.sleep_ms(100)
+
+    async def _keep_time(self, servers):
+        # NTP at start, then hourly; on failure retry after 30 s, doubling up to an hour
+        # (one retry shape, STYLE.md). The client is loaded for each sync and unloaded
+        # after it: between syncs its RAM serves the rest of the node.
+        retry = 30
+        while True:
+            from lamp import ntp
+
+            try:
+                await ntp.sync(servers)
+                retry, pause = 30, 3600
+            except ntp.NtpError as e:
+                log.warn("clock", "ntp: %s", e)
+                pause, retry = retry, min(retry * 2, 3600)
+            finally:
+                del ntp
+                unload("ntp")
+            await clock.sleep_ms(pause * 1000)
+
+    async def _guard(self, name, fn, *args):
+        # A background task that fails is logged and restarted; it never takes the
+        # lighting loop down with it.
+        while True:
+            try:
+                await fn(*args)
+            except Exception as e:  # noqa: BLE001 -- anything, even MemoryError
+                log.error(name, "%r; restarting in 10 s", e)
+            await clock.sleep_ms(10000)
+
+    def start(self):
+        # Run the node until Ctrl-C; an orderly stop saves the energy counters.
+        try:
+            asyncio.run(self.run())
+        except KeyboardInterrupt:
+            self.energy.save()
+            print("%s stopped" % clock.local_iso())
+
     async def run(self):
         # The first evaluation happens at once: the schedule if time is valid, else the
         # photocell, else the failsafe level (no schedule, no lux: light the street).
-        asyncio.create_task(self.energy.run())
-        asyncio.create_task(self.faults.run())
+        asyncio.create_task(self._guard("energy", self.energy.run))
+        asyncio.create_task(self._guard("faults", self.faults.run))
+        if self.hal.board["pir"] is not None:
+            asyncio.create_task(self._guard("motion", self._watch_motion))
+        if self.ntp_servers:
+            asyncio.create_task(self._guard("clock", self._keep_time, self.ntp_servers))
+        clock.on_set = self.wake.set
         while True:
-            await clock.sleep_ms(self.evaluate())
-
-
-def parse_args(argv):
-    # -> dict of the options as strings; raises ValueError with the usage on a bad one
-    opts = {"board": "board.json", "config": "", "schedule": "", "warp": "1", "start": ""}
-    i = 0
-    while i < len(argv):
-        key = argv[i][2:] if argv[i].startswith("--") else ""
-        if key not in opts or i + 1 >= len(argv):
-            raise ValueError("bad argument %r; %s" % (argv[i], _USAGE))
-        opts[key] = argv[i + 1]
-        i += 2
-    for key in ("warp", "start"):
-        if opts[key] and not opts[key].isdigit():
-            raise ValueError("--%s: not a whole number: %r" % (key, opts[key]))
-    if int(opts["warp"]) < 1:
-        raise ValueError("--warp: must be >= 1")
-    if not opts["config"]:
-        try:
-            open("config.json").close()
-            opts["config"] = "config.json"
-        except OSError:
-            pass  # no config on this node yet: the defaults
-    return opts
-
-
-def main(argv):
-    try:
-        opts = parse_args(argv)
-        from lamp import board, config
-
-        b = board.load(opts["board"])
-        cfg = config.load(opts["config"] or None)
-        hw = hal.open(b)
-        dimmer_config(cfg["dimmer"])  # refuse a bad section before the lamp is touched
-        del board, config  # the checkers ran once: let unload() free them
-    except ValueError as e:  # BoardError, ConfigError, HalError
-        print("error: %s" % e, file=sys.stderr)
-        return 1
-    # The board checker runs once; its code need not stay in RAM.
-    unload("board")
-    unload("config")  # the dimmer, energy and faults keep the checker they imported
-    gc.collect()
-    start = int(opts["start"]) if opts["start"] else None
-    clock.setup(warp=int(opts["warp"]), start=start)
-    log.level = ("debug", "info", "warn", "error").index(cfg["log_level"])
-    try:
-        node = Node(hw, cfg)
-        node.setup_site()
-    except ValueError as e:  # energy/faults sections, tz
-        print("error: %s" % e, file=sys.stderr)
-        return 1
-    print(
-        "lanterna %s node %s site %s board %s heap budget %d reset %s"
-        % (VERSION, cfg["node"], cfg["site"], b["name"], b["heap"], hw.reset_cause())
-    )
-    node.load_schedule()
-    if opts["schedule"]:
-        try:
-            with open(opts["schedule"]) as f:
-                node.replace_schedule(json.load(f))
-        except (OSError, ValueError, MemoryError) as e:
-            # Refused: the node keeps the schedule it had.
-            print("error: %s: %s" % (opts["schedule"], e), file=sys.stderr)
-    try:
-        asyncio.run(node.run())
-    except KeyboardInterrupt:
-        node.energy.save()  # orderly shutdown: counters to flash
-        print("%s stopped" % clock.local_iso())
-    return 0
+            self.wake.clear()
+            try:
+                ms = self.evaluate()
+            except Exception as e:  # noqa: BLE001 -- the lamp must keep its light
+                # Whatever broke (a corrupt schedule, MemoryError), light the street and
+                # try again shortly.
+                log.error("lighting", "%r; failsafe level", e)
+                self.dimmer.set(self.cfg["failsafe_level"], "failsafe")
+                ms = 10000
+            await clock.wait_ms(self.wake, ms)

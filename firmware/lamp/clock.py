@@ -93,11 +93,54 @@ class Clock:
         else:
             await _sleep_ms(ms // self.warp)
 
+    async def wait_ms(self, event, ms):
+        # Wait for `event` at most `ms` (node time); True if it was set. A manual clock
+        # does not wait: it steps `ms` unless the event is already set.
+        if event.is_set():
+            return True
+        if self.manual:
+            self._mono += ms
+            await _sleep_ms(0)
+            return event.is_set()
+        try:
+            await asyncio.wait_for_ms(event.wait(), ms // self.warp)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+class LazyChip:
+    # The external RTC as boot() and set_time() see it, with its driver (lamp.rtc) loaded
+    # only for the call: the chip is read at boot and written when NTP sets the time (at
+    # most hourly), so the driver's code need not stay in RAM in between.
+    def __init__(self, board, i2c):
+        self.board = {"rtc": board["rtc"]}
+        self.i2c = i2c
+
+    def _call(self, write, utc=None):
+        from lamp import rtc, unload
+
+        try:
+            drv = rtc.open(self.board, self.i2c)
+            return drv.write(utc) if write else drv.read()
+        finally:
+            del rtc
+            unload("rtc")
+
+    def read(self):
+        return self._call(False)
+
+    def write(self, utc):
+        return self._call(True, utc)
+
 
 _clock = Clock()
 _zone = None  # lamp.tz.Zone; None: local time is UTC
 _hw = None  # the hal, for RTC memory; set by boot()
 _chip = None  # external RTC driver (lamp.rtc), written on every set_time()
+# Called after every set_time() (NTP, a command): the lighting loop re-evaluates at once,
+# so a corrected clock means the right level now, not at the next step.
+on_set = None
 
 
 def setup(warp=1, start=None, manual=False):
@@ -122,6 +165,10 @@ def sleep_ms(ms):
     return _clock.sleep_ms(ms)
 
 
+def wait_ms(event, ms):
+    return _clock.wait_ms(event, ms)
+
+
 def valid():
     return _clock.valid
 
@@ -135,14 +182,20 @@ def plausible(utc):
     return utc is not None and _PLAUSIBLE_FROM <= utc < _PLAUSIBLE_UNTIL
 
 
-def boot(hw, chip=None):
+def boot(hw, chip=None, trust_port=False):
     # Decide once at boot whether the wall clock can be trusted, best source first:
+    # 0. trust_port (the sim: its port clock is the host's, NTP-disciplined, or the time
+    #    the sim was started at): keep it and bring the chip and the mark up to date;
     # 1. RTC memory says the clock was set before a soft reset (the port RTC kept it);
     # 2. the external RTC chip reads a plausible time (and does not flag power loss).
     # Otherwise the clock is invalid until NTP. Returns the source used, or None.
     global _hw, _chip
     _hw, _chip = hw, chip
     now = _clock.now()
+    if trust_port and _clock.valid and plausible(now):
+        src = _clock.source
+        set_time(now, src)
+        return src
     mem = hw.rtc_memory() or b""
     if len(mem) >= 8 and mem[:4] == _MARK and plausible(now):
         if int.from_bytes(mem[4:8], "big") <= now:  # the port clock did not run backwards
@@ -175,12 +228,15 @@ def set_time(utc, source="ntp"):
     # Returns False if the chip could not be written (the clock itself is set).
     _clock.set_time(utc, source)
     _mark(utc)
+    ok = True
     if _chip is not None and source != "rtc":
         try:
             _chip.write(utc)
         except OSError:
-            return False
-    return True
+            ok = False
+    if on_set is not None:
+        on_set()
+    return ok
 
 
 def set_tz(zone):

@@ -18,6 +18,8 @@ SPEC = {
     "dimmer": (None, dict),
     "energy": (None, dict),
     "faults": (None, dict),
+    # NTP servers ("host" or "host:port"); none by default: provisioning sets them.
+    "ntp": (None, list),
 }
 
 
@@ -43,6 +45,11 @@ def checked(tag, spec, values):
         elif kind is dict:
             if v is not None and not isinstance(v, dict):
                 raise ConfigError("%s: %s: expected an object, got %r" % (tag, key, v))
+        elif kind is list:
+            if v is not None and not (
+                isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+            ):
+                raise ConfigError("%s: %s: expected a list of strings, got %r" % (tag, key, v))
         elif isinstance(kind, tuple):
             if v not in kind:
                 raise ConfigError("%s: %s: must be one of %s" % (tag, key, "/".join(kind)))

@@ -124,29 +124,13 @@ async def sync(servers, port=123, timeout_ms=3000):
     # Try each server in turn; set the clock from the first good answer. -> the server
     # used, or raises NtpError with the last failure.
     err = NtpError("no NTP servers configured")
-    for host in servers:
+    for server in servers:
+        host, _, p = server.partition(":")  # "host" or "host:port" (not IPv6 literals)
         try:
-            utc = await query(host, port, timeout_ms)
+            utc = await query(host, int(p) if p.isdigit() else port, timeout_ms)
         except NtpError as e:
             err = e
             continue
         clock.set_time(utc, "ntp")
-        return host
+        return server
     raise err
-
-
-async def run(servers, interval_s=3600, retry_s=30, log=None):
-    # Keep the clock synchronised: at start, then every interval_s; on failure retry
-    # after retry_s, doubling up to interval_s (one retry shape, STYLE.md).
-    wait = retry_s
-    while True:
-        try:
-            await sync(servers)
-            wait = retry_s
-            pause = interval_s
-        except NtpError as e:
-            if log is not None:
-                log("ntp: %s" % e)
-            pause = wait
-            wait = min(wait * 2, interval_s)
-        await clock.sleep_ms(pause * 1000)

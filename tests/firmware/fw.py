@@ -1,8 +1,8 @@
 # Shared helpers for firmware tests (runs in MicroPython). Not collected: no test_ prefix.
 import os
 
-from lamp import board as _board
 from lamp import hal as _hal
+from lamp import unload
 
 REPO = os.getenv("LANTERNA_REPO") or "../.."
 
@@ -12,7 +12,14 @@ def board_path(name):
 
 
 def load_board(name="sim"):
-    return _board.load(board_path(name))
+    # Loaded and dropped again, as the app does at boot: the checker's RAM comes back.
+    from lamp import board
+
+    try:
+        return board.load(board_path(name))
+    finally:
+        del board
+        unload("board")
 
 
 def sim_hal(**opts):

@@ -2,7 +2,7 @@
 import asyncio
 
 from fw import board_path, raises, sim_hal
-from lamp import app, clock, config
+from lamp import app, clock, config, start
 
 
 async def test_node_drives_failsafe_level_at_start():
@@ -17,15 +17,15 @@ async def test_node_drives_failsafe_level_at_start():
 
 
 def test_arguments_are_checked():
-    opts = app.parse_args(["--board", board_path("sim"), "--warp", "60", "--start", "1000"])
+    opts = start.parse_args(["--board", board_path("sim"), "--warp", "60", "--start", "1000"])
     assert opts["board"] == board_path("sim") and opts["warp"] == "60"
     assert opts["start"] == "1000" and opts["schedule"] == ""
-    raises(ValueError, app.parse_args, ["--warp", "fast"])
-    raises(ValueError, app.parse_args, ["--warp", "0"])
-    raises(ValueError, app.parse_args, ["--colour", "red"])
-    raises(ValueError, app.parse_args, ["--board"])
-    raises(ValueError, app.parse_args, ["--start", "yesterday"])
+    raises(ValueError, start.parse_args, ["--warp", "fast"])
+    raises(ValueError, start.parse_args, ["--warp", "0"])
+    raises(ValueError, start.parse_args, ["--colour", "red"])
+    raises(ValueError, start.parse_args, ["--board"])
+    raises(ValueError, start.parse_args, ["--start", "yesterday"])
 
 
 def test_bad_board_exits_non_zero():
-    assert app.main(["--board", "/nonexistent/board.json"]) == 1
+    assert start.boot(["--board", "/nonexistent/board.json"]) == 1

@@ -97,11 +97,11 @@ def test_s0_meter_gives_measured_energy_and_power():
     hal, d, e = _node("s0", energy_source="s0", s0_imp_kwh=1000)
     d.set_now(100, "schedule")
     e.update()
-    hal.pulse(250)  # 250 Wh at 1000 imp/kWh
+    hal.pulses += 250  # 250 Wh at 1000 imp/kWh
     _run_for(e, 1)
     assert e.mwh == 250000
     _run_for(e, 58)
-    hal.pulse(1)
+    hal.pulses += 1
     _run_for(e, 1)  # a minute: 251 Wh in 60 s -> 15.06 kW, as the meter says
     assert e.mwh == 251000
     assert e.power_mw == 251 * 1000 * 3600 // 60

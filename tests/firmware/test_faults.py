@@ -47,12 +47,12 @@ def test_healthy_lamp_raises_nothing_on_or_off():
 def test_failed_lamp_is_raised_once_and_cleared_once():
     hal, d, f, events = _node(100)
     _samples(f, 10)
-    hal.fail_lamp()
+    hal.lamp_failed = True
     _samples(f, 4)
     assert events == []  # debounced: 4 samples of 5
     _samples(f, 20)
     assert events == [("lampFailure", True)] and f.status() == ["lampFailure"]
-    hal.fail_lamp(False)
+    hal.lamp_failed = False
     _samples(f, 20)
     assert events == [("lampFailure", True), ("lampFailure", False)]
 
@@ -60,9 +60,9 @@ def test_failed_lamp_is_raised_once_and_cleared_once():
 def test_a_single_dark_sample_is_not_a_fault():
     hal, d, f, events = _node(100)
     for _ in range(5):  # a glitch every 11 minutes: no fault, and not a cycler either
-        hal.fail_lamp()
+        hal.lamp_failed = True
         _samples(f, 1)
-        hal.fail_lamp(False)
+        hal.lamp_failed = False
         _samples(f, 660)
     assert events == []
 
@@ -70,32 +70,32 @@ def test_a_single_dark_sample_is_not_a_fault():
 def test_day_burner_is_lamp_unexpected_on():
     hal, d, f, events = _node(0)
     _samples(f, 10)
-    hal.burn_by_day()
+    hal.day_burner = True
     _samples(f, 20)
     assert events == [("lampUnexpectedOn", True)]
-    hal.burn_by_day(False)
+    hal.day_burner = False
     _samples(f, 20)
     assert events == [("lampUnexpectedOn", True), ("lampUnexpectedOn", False)]
 
 
 def test_welded_relay_is_relay_failure_only():
     hal, d, f, events = _node(100)
-    hal.weld_relay(True)
+    hal.relay_welded = True
     d.set_now(0, "schedule")  # PWM at 0: the driver is energised but dark
     _samples(f, 20)
     assert events == [("relayFailure", True)]
-    hal.weld_relay(None)
+    hal.relay_welded = None
     _samples(f, 20)
     assert events == [("relayFailure", True), ("relayFailure", False)]
 
 
 def test_relay_stuck_open_is_a_relay_not_a_lamp_failure():
     hal, d, f, events = _node(0)
-    hal.weld_relay(False)
+    hal.relay_welded = False
     d.set_now(80, "schedule")
     _samples(f, 20)
     assert events == [("relayFailure", True)]
-    hal.weld_relay(None)
+    hal.relay_welded = None
     _samples(f, 20)
     assert events == [("relayFailure", True), ("relayFailure", False)]
 
@@ -109,7 +109,7 @@ def test_welded_relay_on_a_1_10_v_driver_also_burns_by_day():
     d.set_now(100, "schedule")
     events = []
     f = Faults(hal, lambda n, a, detail: events.append((n, a)), None, d.output)
-    hal.weld_relay(True)
+    hal.relay_welded = True
     d.set_now(0, "schedule")
     _samples(f, 20)
     assert sorted(events) == [("lampUnexpectedOn", True), ("relayFailure", True)]
@@ -117,10 +117,10 @@ def test_welded_relay_on_a_1_10_v_driver_also_burns_by_day():
 
 def test_supply_loss_is_the_only_fault_while_mains_is_gone():
     hal, d, f, events = _node(100)
-    hal.set_mains(False)
+    hal.mains = False
     _samples(f, 30)
     assert events == [("supplyLoss", True)]
-    hal.set_mains(True)
+    hal.mains = True
     _samples(f, 30)
     assert events == [("supplyLoss", True), ("supplyLoss", False)]
 
@@ -129,9 +129,9 @@ def test_a_lamp_cycling_on_and_off_is_a_cycling_failure():
     hal, d, f, events = _node(100)
     _samples(f, 10)
     for _ in range(4):  # dark for 2 s every 10 s: too short for lampFailure
-        hal.fail_lamp()
+        hal.lamp_failed = True
         _samples(f, 2)
-        hal.fail_lamp(False)
+        hal.lamp_failed = False
         _samples(f, 8)
     assert events == [("cyclingFailure", True)]
     _samples(f, 600)  # steady for the whole window
@@ -143,8 +143,8 @@ def test_inputs_not_fitted_raise_nothing():
     hal.mains_ok = lambda: None
     hal.relay_sense = lambda: None
     hal.lamp_sense = lambda: None
-    hal.fail_lamp()
-    hal.set_mains(False)
+    hal.lamp_failed = True
+    hal.mains = False
     _samples(f, 30)
     assert events == []
 

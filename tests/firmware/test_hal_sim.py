@@ -34,17 +34,17 @@ def test_control_pilot_voltage_round_trips_through_divider_and_adc():
     hal = sim_hal()
     # One 12-bit ADC step is ~0.8 mV at the pin, times the divider's scale of 8.
     for volts in (12.0, 9.0, 6.0, 3.0, -12.0):
-        hal.set_cp_volts(volts)
+        hal.cp_volts = volts
         assert abs(hal.cp_mv() - volts * 1000) <= 8, (volts, hal.cp_mv())
 
 
 def test_motion_and_s0_pulses_are_injected():
     hal = sim_hal()
     assert not hal.motion()
-    hal.set_motion(True)
+    hal.motion_level = True
     assert hal.motion()
-    hal.pulse(3)
-    hal.pulse()
+    hal.pulses += 3
+    hal.pulses += 1
     assert hal.s0_count() == 4
 
 
@@ -85,6 +85,12 @@ def test_uart_delivers_fed_bytes_and_drops_overflow_oldest_first():
     assert uart.read(1) == bytes([0])  # the oldest 256 bytes were dropped
     uart.write(b"\xaa\xb4")
     assert uart.sent == b"\xaa\xb4"
+
+
+def test_virtual_node_board_carries_its_rtc_chip_model():
+    hal = sim_hal(devices=True)
+    assert hal.i2c().scan() == [0x68]  # the sim board file names a DS3231
+    assert hal.rtc_chip is not None
 
 
 def test_reset_cause_and_rtc_memory():

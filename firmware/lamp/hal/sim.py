@@ -106,7 +106,9 @@ class SimUART:
 
 
 class SimHal(HalBase):
-    def __init__(self, board, reset_cause="power_on"):
+    def __init__(self, board, reset_cause="power_on", devices=False):
+        # devices: attach models of the chips the board file names (the virtual node
+        # does); unit tests attach only what they exercise, to spare their heap.
         super().__init__(board)
         self.motion_level = False
         self.pulses = 0
@@ -130,6 +132,14 @@ class SimHal(HalBase):
         self.lamp_failed = False
         self.day_burner = False  # lit whatever the node commands (bypassed control)
         self.dark_duty = 0
+        # The board's external RTC chip, as a register model on the I2C bus. A new chip
+        # reports its time invalid until the node sets it (as after a battery change).
+        self.rtc_chip = None
+        if devices and board["rtc"] is not None:
+            from lamp.hal.simdev import rtc_model
+
+            addr, self.rtc_chip = rtc_model(board["rtc"]["chip"])
+            self._i2c.attach(addr, self.rtc_chip)
 
     # outputs
     def _write_duty(self, duty):
@@ -142,31 +152,8 @@ class SimHal(HalBase):
     def set_status_led(self, on):
         self.led_on = bool(on)
 
-    # inputs (tests drive these)
-    def set_motion(self, level):
-        self.motion_level = bool(level)
-
-    def pulse(self, n=1):
-        self.pulses += n
-
-    def set_cp_volts(self, volts):
-        self.cp_volts = volts
-
-    def set_lux(self, lux):
-        self.lux = lux
-
-    def set_mains(self, on):
-        self.mains = bool(on)
-
-    def weld_relay(self, closed):
-        self.relay_welded = closed
-
-    def fail_lamp(self, failed=True):
-        self.lamp_failed = bool(failed)
-
-    def burn_by_day(self, on=True):
-        self.day_burner = bool(on)
-
+    # Inputs: tests set the attributes directly (motion_level, pulses, cp_volts, lux,
+    # mains, relay_welded, lamp_failed, day_burner): a setter per input costs RAM.
     def motion(self):
         return self.motion_level
 
