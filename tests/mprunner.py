@@ -3,6 +3,7 @@
 import gc
 import sys
 
+gc.threshold(8192)  # as firmware/main.py sets it on the node
 path, name = sys.argv[1], sys.argv[2]
 modname = path.rsplit("/", 1)[-1][:-3]
 try:

@@ -7,7 +7,7 @@ import gc
 import json
 import os
 
-from lamp import clock, log, unload
+from lamp import clock, log
 from lamp.arbiter import Arbiter
 from lamp.dimmer import Dimmer
 from lamp.dimmer import config as dimmer_config
@@ -17,6 +17,15 @@ from lamp.faults import Faults
 _USAGE = "usage: main.py [--board FILE] [--config FILE] [--schedule FILE] [--warp N] [--start UTC]"
 SCHEDULE_FILE = "schedule.json"
 _MAX_SLEEP_MS = 60000  # re-evaluate at least once a minute (clock corrections, inputs)
+
+
+def parse_tz(text):
+    from lamp import tz
+
+    try:
+        return tz.parse(text)
+    except ValueError as e:
+        raise ValueError("config: tz: %s" % e)
 
 
 class Node:
@@ -52,14 +61,13 @@ class Node:
             % (clock.local_iso(), name, "raised" if active else "cleared", detail)
         )
 
-    def setup_site(self):
-        from lamp import tz
-
-        try:
-            self.zone = tz.parse(self.cfg["tz"])
-        except ValueError as e:
-            raise ValueError("config: tz: %s" % e)
-        clock.set_tz(self.zone)
+    def setup_site(self, zone=None):
+        # zone: the config's tz already parsed (boot does it first, while the heap is
+        # unfragmented: the parser is loaded for it and dropped again).
+        if zone is None:
+            zone = parse_tz(self.cfg["tz"])
+        self.zone = zone
+        clock.set_tz(zone)
 
     def replace_schedule(self, obj, path=None):
         # Validate first; only a valid schedule is written (temp file + rename, so a power
@@ -130,21 +138,17 @@ class Node:
 
     async def _keep_time(self, servers):
         # NTP at start, then hourly; on failure retry after 30 s, doubling up to an hour
-        # (one retry shape, STYLE.md). The client is loaded for each sync and unloaded
-        # after it: between syncs its RAM serves the rest of the node.
+        # (one retry shape, STYLE.md).
+        from lamp import ntp
+
         retry = 30
         while True:
-            from lamp import ntp
-
             try:
                 await ntp.sync(servers)
                 retry, pause = 30, 3600
             except ntp.NtpError as e:
                 log.warn("clock", "ntp: %s", e)
                 pause, retry = retry, min(retry * 2, 3600)
-            finally:
-                del ntp
-                unload("ntp")
             await clock.sleep_ms(pause * 1000)
 
     async def _guard(self, name, fn, *args):
@@ -174,7 +178,7 @@ class Node:
             asyncio.create_task(self._guard("motion", self._watch_motion))
         if self.ntp_servers:
             asyncio.create_task(self._guard("clock", self._keep_time, self.ntp_servers))
-        clock.on_set = self.wake.set
+        clock.on_set(self.wake.set)
         while True:
             self.wake.clear()
             try:

@@ -11,36 +11,42 @@ import json
 #   The RMII Ethernet interface has fixed pins 19/21/22/25/26/27.
 # - ESP32-S3 (datasheet sec. 2.3): GPIO 0-21 and 26-48; 26-32 drive the SPI flash and
 #   octal PSRAM also takes 33-37; ADC1 is on GPIO 1-10, ADC2 on 11-20.
+
+
+def _mask(*pins):
+    # GPIO numbers -> bit mask: a chip's capability table costs one int, not a tuple.
+    m = 0
+    for p in pins:
+        m |= 1 << p
+    return m
+
+
+_ALL_SIM = (1 << 64) - 1
+# chip -> (gpio, flash, psram, input_only, adc1, adc2, rmii) as bit masks
 _CHIPS = {
-    "esp32": {
-        "gpio": tuple(range(0, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40)),
-        "flash": (6, 7, 8, 9, 10, 11),
-        "psram": (16, 17),
-        "input_only": (34, 35, 36, 37, 38, 39),
-        "adc1": (32, 33, 34, 35, 36, 37, 38, 39),
-        "adc2": (0, 2, 4, 12, 13, 14, 15, 25, 26, 27),
-        "rmii": (19, 21, 22, 25, 26, 27),
-    },
-    "esp32s3": {
-        "gpio": tuple(range(0, 22)) + tuple(range(26, 49)),
-        "flash": (26, 27, 28, 29, 30, 31, 32),
-        "psram": (33, 34, 35, 36, 37),
-        "input_only": (),
-        "adc1": tuple(range(1, 11)),
-        "adc2": tuple(range(11, 21)),
-        "rmii": (),
-    },
+    "esp32": (
+        _mask(*(tuple(range(0, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40)))),
+        _mask(6, 7, 8, 9, 10, 11),
+        _mask(16, 17),
+        _mask(34, 35, 36, 37, 38, 39),
+        _mask(32, 33, 34, 35, 36, 37, 38, 39),
+        _mask(0, 2, 4, 12, 13, 14, 15, 25, 26, 27),
+        _mask(19, 21, 22, 25, 26, 27),
+    ),
+    "esp32s3": (
+        _mask(*(tuple(range(0, 22)) + tuple(range(26, 49)))),
+        _mask(26, 27, 28, 29, 30, 31, 32),
+        _mask(33, 34, 35, 36, 37),
+        0,
+        _mask(*range(1, 11)),
+        _mask(*range(11, 21)),
+        0,
+    ),
     # The simulated board has 64 pins that can do anything.
-    "sim": {
-        "gpio": tuple(range(64)),
-        "flash": (),
-        "psram": (),
-        "input_only": (),
-        "adc1": tuple(range(64)),
-        "adc2": (),
-        "rmii": (),
-    },
+    "sim": (_ALL_SIM, 0, 0, 0, _ALL_SIM, 0, 0),
 }
+_GPIO, _FLASH, _PSRAM, _INPUT_ONLY, _ADC1, _ADC2, _RMII = 0, 1, 2, 3, 4, 5, 6
+
 
 # key -> (required, kind). Kinds: a type name, or a dict of sub-keys for a section.
 # "out" is an output pin, "in" an input pin, "adc" an analog input pin.
@@ -150,21 +156,22 @@ class _Check:
         caps = _CHIPS[chip]
         if not isinstance(pin, int) or isinstance(pin, bool):
             self.fail(key, "expected a GPIO number, got %r" % (pin,))
-        if pin not in caps["gpio"]:
+        bit = 1 << pin if 0 <= pin < 64 else 0
+        if not caps[_GPIO] & bit:
             self.fail(key, "GPIO %d does not exist on %s" % (pin, chip))
-        if pin in caps["flash"]:
+        if caps[_FLASH] & bit:
             self.fail(key, "GPIO %d drives the SPI flash on %s" % (pin, chip))
-        if board.get("psram") and pin in caps["psram"]:
+        if board.get("psram") and caps[_PSRAM] & bit:
             self.fail(key, "GPIO %d is taken by the PSRAM on %s" % (pin, chip))
-        if board.get("network") == "lan" and pin in caps["rmii"]:
+        if board.get("network") == "lan" and caps[_RMII] & bit:
             self.fail(key, "GPIO %d is an RMII Ethernet pin on %s" % (pin, chip))
-        if kind == "out" and pin in caps["input_only"]:
+        if kind == "out" and caps[_INPUT_ONLY] & bit:
             what = "PWM" if key.startswith("pwm.") else "output"
             self.fail(key, "GPIO %d is input-only on %s, it cannot do %s" % (pin, chip, what))
         if kind == "adc":
-            if pin in caps["adc2"] and board.get("network") == "wlan":
+            if caps[_ADC2] & bit and board.get("network") == "wlan":
                 self.fail(key, "GPIO %d is on ADC2, unusable while WiFi runs on %s" % (pin, chip))
-            if pin not in caps["adc1"] and pin not in caps["adc2"]:
+            if not (caps[_ADC1] | caps[_ADC2]) & bit:
                 self.fail(key, "GPIO %d cannot do ADC on %s" % (pin, chip))
         other = self.used.get(pin)
         if other is not None:

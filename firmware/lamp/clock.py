@@ -109,38 +109,13 @@ class Clock:
             return False
 
 
-class LazyChip:
-    # The external RTC as boot() and set_time() see it, with its driver (lamp.rtc) loaded
-    # only for the call: the chip is read at boot and written when NTP sets the time (at
-    # most hourly), so the driver's code need not stay in RAM in between.
-    def __init__(self, board, i2c):
-        self.board = {"rtc": board["rtc"]}
-        self.i2c = i2c
-
-    def _call(self, write, utc=None):
-        from lamp import rtc, unload
-
-        try:
-            drv = rtc.open(self.board, self.i2c)
-            return drv.write(utc) if write else drv.read()
-        finally:
-            del rtc
-            unload("rtc")
-
-    def read(self):
-        return self._call(False)
-
-    def write(self, utc):
-        return self._call(True, utc)
-
-
 _clock = Clock()
 _zone = None  # lamp.tz.Zone; None: local time is UTC
 _hw = None  # the hal, for RTC memory; set by boot()
 _chip = None  # external RTC driver (lamp.rtc), written on every set_time()
 # Called after every set_time() (NTP, a command): the lighting loop re-evaluates at once,
 # so a corrected clock means the right level now, not at the next step.
-on_set = None
+_on_set = []  # type: list
 
 
 def setup(warp=1, start=None, manual=False):
@@ -234,9 +209,15 @@ def set_time(utc, source="ntp"):
             _chip.write(utc)
         except OSError:
             ok = False
-    if on_set is not None:
-        on_set()
+    for fn in _on_set:
+        fn()
     return ok
+
+
+def on_set(fn):
+    # Call fn() after every set_time().
+    if fn not in _on_set:
+        _on_set.append(fn)
 
 
 def set_tz(zone):

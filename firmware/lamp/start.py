@@ -6,7 +6,7 @@ import json
 import sys
 
 from lamp import VERSION, clock, hal, log, unload
-from lamp.app import Node
+from lamp.app import Node, parse_tz
 from lamp.dimmer import config as dimmer_config
 
 _USAGE = "usage: main.py [--board FILE] [--config FILE] [--schedule FILE] [--warp N] [--start UTC]"
@@ -44,10 +44,11 @@ def boot(argv):
 
         b = board.load(opts["board"])
         cfg = config.load(opts["config"] or None)
-        hw = hal.open(b, devices=True) if b["chip"] == "sim" else hal.open(b)
+        zone = parse_tz(cfg["tz"])
+        hw = hal.open(b)
         dimmer_config(cfg["dimmer"])  # refuse a bad section before the lamp is touched
         del board, config  # the checkers ran once: let unload() free them
-    except ValueError as e:  # BoardError, ConfigError, HalError
+    except ValueError as e:  # BoardError, ConfigError, HalError, a bad tz
         print("error: %s" % e, file=sys.stderr)
         return 1
     # The board checker runs once; its code need not stay in RAM.
@@ -56,14 +57,25 @@ def boot(argv):
     gc.collect()
     start = int(opts["start"]) if opts["start"] else None
     clock.setup(warp=int(opts["warp"]), start=start)
-    # Time before any network: the RTC-memory mark, else the external RTC chip.
-    chip = clock.LazyChip(b, hw.i2c()) if b["rtc"] is not None else None
+    # Time before any network: the RTC-memory mark, else the external RTC chip. The chip's
+    # driver stays loaded only if the chip answers (NTP writes it back every sync).
+    from lamp import rtc
+
+    chip = rtc.open(b, hw.i2c())
+    if chip is not None:
+        try:
+            chip.read()
+        except OSError:  # not fitted after all, or the bus is dead: no chip to keep
+            chip = None
+    if chip is None:
+        del rtc
+        unload("rtc")
     time_source = clock.boot(hw, chip, trust_port=b["chip"] == "sim")
     log.level = ("debug", "info", "warn", "error").index(cfg["log_level"])
     try:
         node = Node(hw, cfg)
-        node.setup_site()
-    except ValueError as e:  # energy/faults sections, tz
+        node.setup_site(zone)
+    except ValueError as e:  # energy/faults sections
         print("error: %s" % e, file=sys.stderr)
         return 1
     print(
