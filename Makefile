@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.installed
 TYPINGS := $(VENV)/mpy-typings
 BOARD  ?= sim
 CONFIG ?=
+SCHEDULE ?=
 WARP   ?= 1
 
 # Debian package -> a command it provides (checked on PATH and in /usr/sbin).
@@ -66,7 +67,8 @@ mpy: $(STAMP)
 	$(BIN)/lanterna firmware build --out build/firmware
 
 node: $(STAMP)
-	$(BIN)/lanterna node run --board $(BOARD) --warp $(WARP) $(if $(CONFIG),--config $(CONFIG))
+	$(BIN)/lanterna node run --board $(BOARD) --warp $(WARP) $(if $(CONFIG),--config $(CONFIG)) \
+	  $(if $(SCHEDULE),--schedule $(SCHEDULE))
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do $(PY) $$b; done

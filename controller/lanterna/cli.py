@@ -251,10 +251,8 @@ def schedule_validate(file: Path) -> None:
 @click.option("--tz", required=True, help="IANA name (Europe/Rome) or POSIX TZ string.")
 @click.option(
     "--rated-w",
-    default=100.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Lamp power at 100 % for the energy estimate.",
+    type=click.IntRange(1, 1000),
+    help="Lamp input power at 100 % (W); default: the node's energy.rated_power_w default.",
 )
 @click.option(
     "--png",
@@ -268,7 +266,7 @@ def schedule_preview(
     lat: float,
     lon: float,
     tz: str,
-    rated_w: float,
+    rated_w: int | None,
     png: Path | None,
     as_json: bool,
 ) -> None:
@@ -299,7 +297,7 @@ def schedule_preview(
     energy = p.as_json()["energy"]
     click.echo(
         f"energy: {energy['kwh']} kWh vs {energy['baseline_kwh']} kWh at full power "
-        f"dusk to dawn ({energy['saving_pct']} % saved, {rated_w:g} W lamp)"
+        f"dusk to dawn ({energy['saving_pct']} % saved, {p.rated_w} W lamp)"
     )
     if png is not None:
         click.echo(f"chart: {png}", err=True)

@@ -17,7 +17,6 @@ from lamp import schedule as fwsched
 from lanterna.tzinfo import zone as make_zone
 
 DAY = 86400
-DEFAULT_RATED_W = 100.0
 
 
 class ScheduleFileError(ValueError):
@@ -43,11 +42,23 @@ def local_iso(utc: int, zone) -> str:
     return datetime.fromtimestamp(utc, tzinfo).isoformat()
 
 
-def light_fraction(level: int) -> float:
-    """Share of full light (and, to first order, of full power) at a level: CIE 1931."""
+def default_rated_w() -> int:
+    from lamp import energy
+
+    default = energy.SPEC["rated_power_w"][0]
+    assert isinstance(default, int)
+    return default
+
+
+def power_w(level: int, rated_w: int) -> float:
+    """Input power at a level, by the node's own energy model (lamp.energy): the light
+    output through the CIE 1931 curve, the driver's floor, no draw with the relay open."""
+    from lamp import energy
     from lamp.dimmer import cie_duty
 
-    return cie_duty(level, 16) / 65535
+    cfg = energy.config({"rated_power_w": rated_w})
+    light = cie_duty(level, 16) * 10000 // 65535
+    return energy.model_mw(cfg, level > 0, light) / 1000
 
 
 @dataclass
@@ -62,7 +73,7 @@ class Preview:
     levels: list[tuple[int, int]]  # (utc, level) from local noon to noon, for plotting
     kwh: float
     baseline_kwh: float
-    rated_w: float
+    rated_w: int
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -100,10 +111,11 @@ def preview(
     lat: float,
     lon: float,
     tz: str,
-    rated_w: float = DEFAULT_RATED_W,
+    rated_w: int | None = None,
 ) -> Preview:
     from lanterna.tzinfo import posix_tz
 
+    rated_w = rated_w or default_rated_w()
     posix = posix_tz(tz)
     zone = make_zone(posix)
     plan = fwsched.Plan(sched, zone, lat, lon)
@@ -115,7 +127,7 @@ def preview(
     # Energy over the night at the rated power scaled by light output.
     wh = 0.0
     for (t0, lvl), (t1, _) in zip(levels, levels[1:] + [(end, 0)], strict=True):
-        wh += rated_w * light_fraction(lvl) * (t1 - t0) / 3600
+        wh += power_w(lvl, rated_w) * (t1 - t0) / 3600
     sunset_iso, sunset = _sun_iso(day, lat, lon, zone, -0.833, True)
     sunrise_iso, sunrise = _sun_iso(day + 1, lat, lon, zone, -0.833, False)
     dusk_iso, _ = _sun_iso(day, lat, lon, zone, -6.0, True)

@@ -166,7 +166,14 @@ class Node:
         try:
             asyncio.run(self.run())
         except KeyboardInterrupt:
-            self.energy.save()
+            # Ctrl-C can land while the collector holds the heap ("heap is locked"): the
+            # save is tried again once the interrupt has unwound.
+            for _ in range(3):
+                try:
+                    self.energy.save()
+                    break
+                except MemoryError:
+                    gc.collect()
             print("%s stopped" % clock.local_iso())
 
     async def run(self):
