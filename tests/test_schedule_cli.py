@@ -83,9 +83,8 @@ def test_preview_in_polar_night_reports_no_sun(example):
     assert out["start_level"] == 100 or out["transitions"][0]["level"] == 100
 
 
-def test_preview_draws_a_png(example, tmp_path):
-    png = tmp_path / "night.png"
-    result = CliRunner().invoke(
+def _invoke_preview(example, tz, *extra):
+    return CliRunner().invoke(
         cli,
         [
             "schedule",
@@ -95,28 +94,20 @@ def test_preview_draws_a_png(example, tmp_path):
             "2026-11-25",
             *GREENWICH,
             "--tz",
-            "Europe/London",
-            "--png",
-            str(png),
+            tz,
+            *extra,
         ],
     )
+
+
+def test_preview_draws_a_png(example, tmp_path):
+    png = tmp_path / "night.png"
+    result = _invoke_preview(example, "Europe/London", "--png", str(png))
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_preview_refuses_an_unknown_zone(example):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "schedule",
-            "preview",
-            str(example),
-            "--date",
-            "2026-11-25",
-            *GREENWICH,
-            "--tz",
-            "Mars/Olympus",
-        ],
-    )
+    result = _invoke_preview(example, "Mars/Olympus")
     assert result.exit_code == 1
     assert "time zone 'Mars/Olympus'" in result.output and "Traceback" not in result.output

@@ -175,6 +175,7 @@ def plot(p: Preview, out: Path) -> None:
         f"{p.schedule_id}: night of {p.date} ({p.profile}), {p.kwh:.3f} kWh "
         f"vs {p.baseline_kwh:.3f} kWh full power"
     )
+    ax.xaxis.set_major_locator(mdates.HourLocator(interval=2))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     ax.set_xlabel("local time")
     ax.grid(alpha=0.3)
