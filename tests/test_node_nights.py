@@ -64,7 +64,10 @@ def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cm
     for (got_t, _), (want_t, _) in zip(seen, expected, strict=False):
         late = (got_t - want_t).total_seconds()
         assert 0 <= late <= TOLERANCE_S, (got_t, want_t)
-    # No heap growth night over night (after the first nights fill the caches).
+    # No heap growth night over night (after the first nights fill the caches). What is
+    # alive at the instant of a night's sample (a sensor poll, a telemetry window) varies
+    # by a few KB; a leak shows as a trend: the last ten nights against nights 4-13.
     assert len(heaps) >= NIGHTS
-    settled = heaps[3:]
-    assert max(settled) - min(settled) < 2048, heaps
+    early, late = heaps[3:13], heaps[-10:]
+    assert sum(late) / 10 - sum(early) / 10 < 1024, heaps
+    assert max(heaps[3:]) - min(heaps[3:]) < 8192, heaps

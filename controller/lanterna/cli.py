@@ -163,11 +163,14 @@ def node_run(
         src = fw.cached_build()
     except fw.FirmwareBuildError as e:
         raise click.ClickException(str(e)) from None
+    # The firmware boots from its ROMFS image, as on the pole (docs/firmware.md); the
+    # heap is the board's budget plus the image, which the sim keeps in RAM.
+    image = src / fw.ROMFS_NAME
     args = [
         binary,
         "-X",
-        f"heapsize={b['heap']}",
-        str(src / "main.py"),
+        f"heapsize={fw.romfs_heap(b['heap'], image)}",
+        str(Path(fw.__file__).with_name("romboot.py")),
         "--board",
         str(board_file(board_name).resolve()),
         "--warp",
@@ -202,7 +205,7 @@ def node_run(
         cfg.update(overrides)
         Path("config.json").write_text(json.dumps(cfg))
         args += ["--config", str(Path("config.json").resolve())]
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(src), ".frozen"]))
+    env = dict(os.environ, MICROPYPATH=".frozen", LANTERNA_ROMFS=str(image))
     # Become the interpreter: Ctrl-C reaches the node directly and it stops cleanly.
     os.execve(binary, args, env)
 

@@ -17,6 +17,10 @@ from pathlib import Path
 from lanterna.paths import REPO, firmware_dir, tool
 
 ENTRY_POINTS = ("boot.py", "main.py")
+ROMFS_NAME = "lanterna.romfs"
+# What mounting an image costs the heap besides its own bytes (the buffer and VfsRom
+# objects, the mount entry), an upper bound measured on the unix port.
+ROMFS_MOUNT_BYTES = 256
 
 
 class FirmwareBuildError(Exception):
@@ -68,6 +72,41 @@ def build(out: Path, src: Path | None = None) -> list[Module]:
     return modules
 
 
+def romfs_image(tree: Path, extra: dict[str, bytes] | None = None) -> bytes:
+    """A ROMFS image (mpremote's format) of every compiled module under `tree`.
+
+    On the pole the image sits in a flash partition and its bytecode runs in place, so
+    code costs the heap only its function and class objects (docs/firmware.md). The entry
+    points stay files; `extra` adds files at the image root (name -> bytes).
+    """
+    from mpremote.romfs import VfsRomWriter
+
+    vfs = VfsRomWriter()
+
+    def add(d: Path) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_dir():
+                vfs.opendir(p.name)
+                add(p)
+                vfs.closedir()
+            elif p.suffix == ".mpy":
+                vfs.mkfile(p.name, p.read_bytes())
+
+    add(tree)
+    for name, data in sorted((extra or {}).items()):
+        vfs.mkfile(name, data)
+    return vfs.finalise()
+
+
+def romfs_heap(budget: int, image: Path) -> int:
+    """The interpreter heap for a sim that holds `image` in RAM: the budget left whole."""
+    n = image.stat().st_size
+    return budget + (n + 15) // 16 * 16 + ROMFS_MOUNT_BYTES
+
+
+_CACHE_LAYOUT = b"mpy+romfs 1\0"  # bump when what a cached build holds changes
+
+
 def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
     """The firmware compiled to .mpy, reused while the sources are unchanged.
 
@@ -77,7 +116,7 @@ def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
     """
     src = src or firmware_dir()
     cache = cache or REPO / "build" / "firmware-cache"
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_CACHE_LAYOUT)
     for py in sources(src):
         digest.update(str(py.relative_to(src)).encode() + b"\0" + py.read_bytes())
     out = cache / digest.hexdigest()[:16]
@@ -85,6 +124,12 @@ def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
         build(tmp / "fw", src)
+        # The sim boots from a ROMFS image as the pole does; main.py rides along compiled,
+        # so the loader can import it (the pole runs main.py from its filesystem).
+        main = tmp / "main.mpy"
+        mpy_cross(tmp / "fw" / "main.py", main)
+        image = romfs_image(tmp / "fw", {"main.mpy": main.read_bytes()})
+        (tmp / "fw" / ROMFS_NAME).write_bytes(image)
         try:
             (tmp / "fw").rename(out)
         except OSError:  # another process got there first: its build is the same

@@ -47,6 +47,18 @@ class Node:
         self.ntp_servers = cfg["ntp"]
         self.zone = None
         self.lux = None  # from a light sensor when one is fitted
+        # Sensors and the EV charge point, when the board has them (their code is
+        # imported only then). A sensor that is missing or fails never stops the node.
+        self.sensors = None
+        if hw.board["sensors"]:
+            from lamp.sensors.manager import Sensors
+
+            self.sensors = Sensors(hw, self._fault_event, cfg["sensors"])
+        self.evse = None
+        if hw.board["cp_adc"] is not None:
+            from lamp.evse import Evse
+
+            self.evse = Evse(hw, self._evse_event, cfg["evse"])
         self._night = None
         self.evaluations = 0
 
@@ -60,6 +72,28 @@ class Node:
             "%s event %s %s %s"
             % (clock.local_iso(), name, "raised" if active else "cleared", detail)
         )
+
+    def _evse_event(self, name, payload):
+        print("%s event %s %s" % (clock.local_iso(), name, json.dumps(payload)))
+
+    def _sensed(self):
+        # After each sensor round: the light level for the photocell fallback. A change
+        # matters at once only while the clock is not valid (the photocell is in charge).
+        lux = self.sensors.latest("lux_x10")
+        lux = None if lux is None else lux // 10
+        if lux != self.lux:
+            self.lux = lux
+            if not clock.valid():
+                self.wake.set()
+
+    async def _report(self):
+        # Telemetry every period (lamp.telemetry); one JSON line until the MQTT client
+        # publishes it.
+        from lamp import telemetry
+
+        while True:
+            await clock.sleep_ms(self.cfg["tele_s"] * 1000)
+            print("%s tele %s" % (clock.local_iso(), json.dumps(telemetry.snapshot(self))))
 
     def setup_site(self, zone=None):
         # zone: the config's tz already parsed (boot does it first, while the heap is
@@ -185,6 +219,11 @@ class Node:
             asyncio.create_task(self._guard("motion", self._watch_motion))
         if self.ntp_servers:
             asyncio.create_task(self._guard("clock", self._keep_time, self.ntp_servers))
+        if self.sensors is not None:
+            asyncio.create_task(self._guard("sensors", self.sensors.run, self._sensed))
+        if self.evse is not None and self.evse.present:
+            asyncio.create_task(self._guard("evse", self.evse.run))
+        asyncio.create_task(self._guard("telemetry", self._report))
         clock.on_set(self.wake.set)
         while True:
             self.wake.clear()

@@ -79,10 +79,11 @@ _TOP = {
     "psram": "bool",
     "heap": "heap",
     "network": "str",
+    "sensors": "list",
 }
 # MicroPython dicts do not keep insertion order: check in this order so that errors
 # (which pin is "already used by" which) read the same on every interpreter.
-_TOP_ORDER = ("name", "chip", "module", "flash_mb", "psram", "heap", "network")
+_TOP_ORDER = ("name", "chip", "module", "flash_mb", "psram", "heap", "network", "sensors")
 _SECTION_ORDER = (
     "esptool",
     "pwm",
@@ -105,6 +106,9 @@ _SUB_ORDER = {
 _OPTIONAL = ("esptool", "relay", "pir", "s0", "cp_adc", "uart", "status_led", "rtc", "lan")
 _NETWORKS = ("wlan", "lan")
 _RTC_CHIPS = ("ds3231", "pcf8563")
+# Sensors a board may name (`"sensors": [...]`, [] for none) and the bus each sits on;
+# one UART means at most one particulate sensor. The node config may narrow the list.
+SENSOR_BUS = {"bme280": "i2c", "bh1750": "i2c", "scd4x": "i2c", "pms5003": "uart", "sds011": "uart"}
 # ESP32 and ESP32-S3 LEDC timers count from the 80 MHz APB clock (TRM, LED PWM chapter):
 # freq * 2**bits may not exceed it.
 _LEDC_CLOCK = 80000000
@@ -141,6 +145,8 @@ class _Check:
             ok = isinstance(v, bool)
         elif kind == "num":
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        elif kind == "list":
+            ok = isinstance(v, list)
         elif kind == "heap":
             try:
                 parse_heap(v)
@@ -235,9 +241,30 @@ def validate(board, source=None):
         c.fail("lan", "a lan board must describe its Ethernet PHY")
     if board["rtc"] is not None and board["rtc"]["chip"] not in _RTC_CHIPS:
         c.fail("rtc.chip", "must be one of %s" % "/".join(_RTC_CHIPS))
+    check_sensors(board, board["sensors"], c.fail)
     out = dict(board)
     out["heap"] = parse_heap(board["heap"])
     return out
+
+
+def check_sensors(board, names, fail, key="sensors"):
+    # A list of known, distinct sensor names whose bus the board has; fail(key, msg).
+    if not isinstance(names, list):
+        fail(key, "expected a list of sensor names, got %r" % (names,))
+    uart = None
+    for i, n in enumerate(names):
+        where = "%s[%d]" % (key, i)
+        bus = SENSOR_BUS.get(n) if isinstance(n, str) else None
+        if bus is None:
+            fail(where, "unknown sensor %r (known: %s)" % (n, ", ".join(sorted(SENSOR_BUS))))
+        if names.index(n) != i:
+            fail(where, "%s named twice" % n)
+        if board[bus] is None:
+            fail(where, "%s needs the board's %s, which is null" % (n, bus))
+        if bus == "uart":
+            if uart is not None:
+                fail(where, "%s and %s would share the one UART" % (uart, n))
+            uart = n
 
 
 def load(path):

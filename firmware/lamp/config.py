@@ -18,6 +18,9 @@ SPEC = {
     "dimmer": (None, dict),
     "energy": (None, dict),
     "faults": (None, dict),
+    "sensors": (None, dict),  # lamp.sensors.manager.SPEC
+    "evse": (None, dict),  # lamp.evse.SPEC
+    "tele_s": (60, 10, 86400),  # telemetry period: sensor windows, energy, EV
     # NTP servers ("host" or "host:port"); none by default: provisioning sets them.
     "ntp": (None, list),
 }

@@ -45,7 +45,7 @@ def boot(argv):
         b = board.load(opts["board"])
         cfg = config.load(opts["config"] or None)
         zone = parse_tz(cfg["tz"])
-        hw = hal.open(b)
+        hw = hal.open(b, devices=True) if b["chip"] == "sim" else hal.open(b)
         dimmer_config(cfg["dimmer"])  # refuse a bad section before the lamp is touched
         del board, config  # the checkers ran once: let unload() free them
     except ValueError as e:  # BoardError, ConfigError, HalError, a bad tz

@@ -102,3 +102,26 @@ def test_bad_values():
     assert "network" in _error(_devkitc(network="lora"))
     assert "too small" in _error(_devkitc(heap="8K"))
     assert "rtc.chip" in _error(_devkitc(rtc={"chip": "ds1307"}))
+
+
+def test_sensors_are_known_distinct_and_on_a_bus_the_board_has():
+    assert load_board("sim")["sensors"] == ["bme280", "bh1750", "scd4x", "pms5003"]
+    assert _error(_devkitc(sensors=["bme280", "dht22"])).startswith(
+        "board esp32-devkitc: sensors[1]: unknown sensor 'dht22' (known: bh1750, bme280,"
+    )
+    assert _error(_devkitc(sensors=["bh1750", "bh1750"])) == (
+        "board esp32-devkitc: sensors[1]: bh1750 named twice"
+    )
+    assert _error(_devkitc(sensors=["pms5003", "sds011"])) == (
+        "board esp32-devkitc: sensors[1]: pms5003 and sds011 would share the one UART"
+    )
+    assert _error(_devkitc(sensors=["sds011"], uart=None)) == (
+        "board esp32-devkitc: sensors[0]: sds011 needs the board's uart, which is null"
+    )
+    assert _error(_devkitc(sensors="bme280")) == (
+        "board esp32-devkitc: sensors: expected list, got 'bme280'"
+    )
+    b = load_board("esp32-devkitc")
+    del b["sensors"]
+    assert _error(b) == "board esp32-devkitc: sensors: missing"
+    assert validate(_devkitc(sensors=[]))["sensors"] == []

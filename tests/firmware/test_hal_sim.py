@@ -87,10 +87,15 @@ def test_uart_delivers_fed_bytes_and_drops_overflow_oldest_first():
     assert uart.sent == b"\xaa\xb4"
 
 
-def test_virtual_node_board_carries_its_rtc_chip_model():
+def test_virtual_node_board_carries_its_rtc_chip_and_sensor_models():
     hal = sim_hal(devices=True)
-    assert hal.i2c().scan() == [0x68]  # the sim board file names a DS3231
+    # DS3231 0x68, BME280 0x76, BH1750 0x23, SCD4x 0x62 on I2C; the PMS5003 on the UART
+    assert hal.i2c().scan() == [0x23, 0x62, 0x68, 0x76]
     assert hal.rtc_chip is not None
+    pms = hal.models["pms5003"]
+    assert hal.uart().model is pms and pms.live
+    assert sorted(hal.models) == ["bh1750", "bme280", "pms5003", "scd4x"]
+    assert sim_hal().i2c().scan() == [] and sim_hal().models == {}
 
 
 def test_reset_cause_and_rtc_memory():

@@ -112,3 +112,30 @@ async def test_a_recovered_chip_is_set_up_again():
 def test_config_errors_name_the_key():
     e = raises(ConfigError, Sensors, {}, print, {"poll_s": 0})
     assert str(e) == "sensors: poll_s: 0 not a number in 1..3600"
+
+
+async def test_a_reading_resting_at_the_bottom_of_its_range_is_never_stuck():
+    # Darkness on a light sensor, clean air on a particulate one: the same low value all
+    # night is the world, not a stuck chip. High readings frozen are.
+    class Light(Scripted):
+        FIELDS = (("lux_x10", "lux", 0, 655350),)
+
+    m, events = _manager({"bh1750": Light([(0,)] * 10 + [(400000,)] * 8)}, stuck_n=3)
+    await _polls(m, 10)
+    assert events == []
+    await _polls(m, 8)  # stuck from the 4th identical reading, a fault after 3 of those
+    assert [e[1] for e in events] == [True] and "stuck" in events[0][2]
+
+
+def test_drivers_come_from_the_board_narrowed_by_the_config():
+    from fw import sim_hal
+
+    hal = sim_hal()
+    m = Sensors(hal, print)
+    assert [s.name for s in m.sensors] == ["bh1750", "bme280", "pms5003", "scd4x"]
+    assert type(m.sensors[2].drv).__name__ == "PMS5003" and not m.sensors[2].drv.passive
+    m = Sensors(hal, print, {"fitted": ["bme280", "pms5003"], "pm_mode": "passive"})
+    assert [s.name for s in m.sensors] == ["bme280", "pms5003"]
+    assert m.sensors[1].drv.passive
+    e = raises(ValueError, Sensors, hal, print, {"fitted": ["sds011"]})
+    assert str(e) == "config: sensors.fitted: sds011 is not on board sim"

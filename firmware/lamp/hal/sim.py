@@ -80,6 +80,9 @@ class SimUART:
             self.overflows += extra
 
     def any(self):
+        m = self.model
+        if m is not None and m.live:  # a sensor running on its own clock (the sim node)
+            m.step()
         return len(self.rx)
 
     def read(self, nbytes=-1):
@@ -113,7 +116,7 @@ class SimHal(HalBase):
         self.motion_level = False
         self.pulses = 0
         self.cp_volts = 12.0  # state A: no vehicle
-        self.lux = 0.0  # ambient light, read by light-sensor models
+        self.lux = None  # ambient light (lux) for light-sensor models; None: a clear sky
         self.led_on = False
         self.wdt_timeout_ms = None
         self.wdt_feeds = 0
@@ -140,6 +143,17 @@ class SimHal(HalBase):
 
             addr, self.rtc_chip = rtc_model(board["rtc"]["chip"])
             self._i2c.attach(addr, self.rtc_chip)
+        # The sensors the board names, as models on the buses (lamp.hal.simdev), keyed by
+        # sensor name for fault injection: hal.models["bme280"].fault = "nack".
+        self.models = {}
+        if devices:
+            from lamp.hal.simdev import sensor_model
+
+            for name in board["sensors"]:
+                addr, m = sensor_model(name, self)
+                self.models[name] = m
+                if addr is not None:
+                    self._i2c.attach(addr, m)
 
     # outputs
     def _write_duty(self, duty):

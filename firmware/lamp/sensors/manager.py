@@ -10,7 +10,13 @@ SPEC = {
     "poll_s": (5, 1, 3600),  # how often each sensor is read
     "fail_n": (3, 1, 100),  # consecutive bad polls that make a fault (one glitch does not)
     "stale_s": (120, 10, 86400),  # no good sample for this long: stale
-    "stuck_n": (60, 0, 100000),  # identical readings in a row that make a stuck sensor (0: off)
+    # Identical readings in a row that make a stuck sensor (0: off); an hour at 5 s. A
+    # reading resting at the bottom of every field's range (darkness, clean air) is a
+    # state of the world, not a stuck chip, and does not count.
+    "stuck_n": (720, 0, 100000),
+    # The sensors in use, a subset of the board's list (None: all the board names).
+    "fitted": (None, list),
+    "pm_mode": ("active", ("active", "passive")),  # particulate sensor reporting mode
 }
 _MIN, _MAX, _SUM, _N = 0, 1, 2, 3
 _RETRY_MAX_S = 600
@@ -31,6 +37,8 @@ class Sensor:
         self.last_ok = clock.mono_ms() // 1000
         self.last = None  # last good reading (tuple)
         self.same = 0  # identical readings in a row
+        # the bottom 5 % of each field's range: readings there never count as stuck
+        self.floor = [f[2] + (f[3] - f[2]) // 20 for f in driver.FIELDS]
 
     def add(self, values):
         for i, v in enumerate(values):
@@ -42,6 +50,12 @@ class Sensor:
             a[_SUM] += v
             a[_N] += 1
 
+    def resting(self, values):
+        for i, v in enumerate(values):
+            if v is not None and v > self.floor[i]:
+                return False
+        return True
+
     def check(self, values):
         # -> why the reading is unacceptable, or None
         for i, v in enumerate(values):
@@ -51,13 +65,51 @@ class Sensor:
         return None
 
 
+def driver(hal, name, passive=False):
+    # The driver for a sensor name of lamp.board.SENSOR_BUS on the hal's bus, its module
+    # imported only when the sensor is fitted.
+    if name == "bme280":
+        from lamp.sensors.bme280 import BME280
+
+        return BME280(hal.i2c())
+    if name == "bh1750":
+        from lamp.sensors.bh1750 import BH1750
+
+        return BH1750(hal.i2c())
+    if name == "scd4x":
+        from lamp.sensors.scd4x import SCD4x
+
+        return SCD4x(hal.i2c())
+    if name == "pms5003":
+        from lamp.sensors.pms5003 import PMS5003
+
+        return PMS5003(hal.uart(9600), passive)
+    if name == "sds011":
+        from lamp.sensors.sds011 import SDS011
+
+        return SDS011(hal.uart(9600), passive)
+    raise ValueError("sensors: no driver for %r" % name)
+
+
 class Sensors:
     def __init__(self, drivers, on_event, cfg=None):
-        # drivers: {name: driver instance} (see lamp.sensors for the driver contract);
+        # drivers: {name: driver instance} (see lamp.sensors for the driver contract), or
+        # a hal: the drivers for the sensors its board names (narrowed by cfg "fitted");
         # on_event(name, active, detail) as lamp.faults reports its faults.
-        self.cfg = checked("sensors", SPEC, cfg)
+        self.cfg = c = checked("sensors", SPEC, cfg)
         self.on_event = on_event
-        self.sensors = [Sensor(n, d) for n, d in drivers.items()]
+        if not isinstance(drivers, dict):
+            hal = drivers
+            names = c["fitted"] if c["fitted"] is not None else hal.board["sensors"]
+            drivers = {}
+            for n in names:
+                if n not in hal.board["sensors"]:
+                    raise ValueError(
+                        "config: sensors.fitted: %s is not on board %s" % (n, hal.board["name"])
+                    )
+                drivers[n] = driver(hal, n, c["pm_mode"] == "passive")
+        # Sorted: MicroPython dicts keep no order, and reports should read the same.
+        self.sensors = [Sensor(n, drivers[n]) for n in sorted(drivers)]
 
     def _fail(self, s, why, now_s):
         s.bad += 1
@@ -68,7 +120,7 @@ class Sensors:
 
     def _ok(self, s, values, now_s):
         s.last_ok = now_s
-        s.same = s.same + 1 if values == s.last else 0
+        s.same = s.same + 1 if values == s.last and not s.resting(values) else 0
         s.last = values
         stuck = self.cfg["stuck_n"]
         if stuck and s.same >= stuck:
@@ -110,10 +162,14 @@ class Sensors:
         else:
             self._ok(s, values, now_s)
 
-    async def run(self):
+    async def run(self, after=None):
+        # Poll every sensor each poll_s; after(): a callback once per round (the node
+        # takes the light level for its photocell fallback there).
         while True:
             for s in self.sensors:
                 await self.poll(s)
+            if after is not None:
+                after()
             await clock.sleep_ms(self.cfg["poll_s"] * 1000)
 
     def latest(self, field):

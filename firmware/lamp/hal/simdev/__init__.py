@@ -130,3 +130,29 @@ def rtc_model(chip, now=None):
 
         return 0x51, PCF8563Model(now)
     raise ValueError("no sim model for rtc chip %r" % chip)
+
+
+def sensor_model(name, hal):
+    # -> (I2C address or None for the UART, model) for a sensor name of the board file;
+    # UART models attach to the hal's UART and produce their frames as time passes.
+    if name == "bme280":
+        from lamp.hal.simdev.bme280 import BME280Model
+
+        return 0x76, BME280Model()
+    if name == "bh1750":
+        from lamp.hal.simdev.bh1750 import BH1750Model
+
+        return 0x23, BH1750Model(hal)
+    if name == "scd4x":
+        from lamp.hal.simdev.scd4x import SCD4xModel
+
+        return 0x62, SCD4xModel()
+    if name == "pms5003":
+        from lamp.hal.simdev.pms5003 import PMS5003Model as M
+    elif name == "sds011":
+        from lamp.hal.simdev.sds011 import SDS011Model as M
+    else:
+        raise ValueError("no sim model for sensor %r" % name)
+    m = M(hal.uart(9600))
+    m.live = True
+    return None, m

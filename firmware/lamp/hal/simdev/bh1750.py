@@ -1,6 +1,6 @@
 # ROHM BH1750 model: opcodes written one byte at a time (power down/on, reset, modes),
 # reads return the 16-bit count, lux * 1.2, big-endian. The light is the hal's `lux`
-# when given a hal, else a clear-sky day: 0 from 18:00 to 06:00 UTC, 20 klx at noon.
+# when given a hal that sets it, else a clear-sky day: 0 from 18:00 to 06:00 UTC, 20 klx at noon.
 # Faults (`fault`): "nack" / "disconnect" (OSError 19; a disconnect powers the chip
 # down, so it reads 0 until set up again), "stuck" (the count stops changing),
 # "garbage" (random bytes); "checksum" changes nothing: the chip has no checksum.
@@ -22,7 +22,7 @@ class BH1750Model:
         self.count = 0
 
     def lux(self):
-        if self.hal is not None:
+        if self.hal is not None and self.hal.lux is not None:
             return self.hal.lux
         return 20000 * max(0.0, math.cos(2 * math.pi * (self._now() % 86400 - 43200) / 86400))
 

@@ -33,6 +33,8 @@ class ParticleModel:
         self.sent = 0  # measurement frames produced
         self._pm = None
         self._rest = b""
+        self.live = False  # step() from the UART: one tick per second of `now`
+        self._t = None
         self.uart = uart
         if uart is not None:
             uart.model = self
@@ -73,6 +75,14 @@ class ParticleModel:
             self._rest = bytes(frame[cut:])
             frame = frame[:cut]
         self.uart.feed(frame)
+
+    def step(self):
+        # Called whenever the driver looks at the UART: the ticks the time since the last
+        # look is worth, at most one (the UART would have dropped older frames anyway).
+        t = int(self._now())
+        if self._t != t:
+            self._t = t
+            self.tick()
 
     def tick(self):
         if not (self.passive or self.asleep):
