@@ -1,0 +1,117 @@
+"""Heap of the virtual node with every sensor and the EV charge point active.
+
+Runs bench/heap_node.py (boot, ten minutes of node time at warp with telemetry every
+minute, every sensor disconnected and repaired) in the MicroPython unix port from the
+firmware's ROMFS image, at the esp32-devkitc budget, and prints one JSON object: the
+heap after boot, the live peak, the allocation peak and the least budget in which the
+workload completes. Baseline, measured in the same run: the same node with no sensor
+fitted (config sensors.fitted = []), so `sensors_cost` is what the sensors add.
+Figures exclude the image (flash on the pole) and include the sim board's device
+models (chips on the pole); on the 64-bit port every object is larger than on the
+32-bit ESP32.
+Run: .venv/bin/python bench/bench_heap.py  (or `make bench`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MP = str(Path(sys.executable).with_name("micropython"))
+BUDGET = 110 * 1024
+WARP = 600
+
+
+def image(tmp: Path) -> Path:
+    """The firmware's ROMFS image with the workload compiled into it."""
+    from lanterna.firmware import cached_build, mpy_cross, romfs_image
+
+    fw = cached_build()
+    mpy_cross(REPO / "bench" / "heap_node.py", tmp / "heap_node.mpy")
+    out = tmp / "bench.romfs"
+    out.write_bytes(romfs_image(fw, {"heap_node.mpy": (tmp / "heap_node.mpy").read_bytes()}))
+    return out
+
+
+def run(img: Path, budget: int, cfg: dict, tmp: Path) -> dict | None:
+    from lanterna.firmware import romfs_heap
+
+    root = Path(tempfile.mkdtemp(dir=tmp))
+    (root / "config.json").write_text(json.dumps(cfg))
+    args = [
+        "--board",
+        str(REPO / "boards" / "sim.json"),
+        "--config",
+        str(root / "config.json"),
+        "--schedule",
+        str(REPO / "docs" / "examples" / "schedule-greenwich.json"),
+        "--warp",
+        str(WARP),
+        "--start",
+        "1795600000",
+    ]
+    code = "import os,romboot;romboot.mount(os.getenv('LANTERNA_ROMFS'));import heap_node"
+    env = dict(
+        os.environ,
+        MICROPYPATH=f"{REPO / 'controller' / 'lanterna'}:.frozen",
+        LANTERNA_ROMFS=str(img),
+        HEAP_ARGS=json.dumps(args),
+    )
+    p = subprocess.run(
+        [MP, "-X", f"heapsize={romfs_heap(budget, img)}", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=120,
+    )
+    for line in p.stdout.splitlines():
+        if line.startswith("HEAP ") and p.returncode == 0:
+            return json.loads(line[5:])
+    return None
+
+
+def least_budget(img: Path, cfg: dict, tmp: Path, lo: int = 32, hi: int = 160) -> int:
+    """Smallest budget (KiB) in which the whole workload completes."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if run(img, mid * 1024, cfg, tmp) is not None:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO / "firmware"))
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        img = image(tmp)
+        full = {"tele_s": 60, "log_level": "warn"}
+        bare = dict(full, sensors={"fitted": []})
+        with_sensors = run(img, BUDGET, full, tmp)
+        without = run(img, BUDGET, bare, tmp)
+        if with_sensors is None or without is None:
+            sys.exit("the node did not complete the workload in 110K")
+        result = {
+            "bench": "heap",
+            "budget_bytes": BUDGET,
+            "image_bytes": img.stat().st_size,
+            "all_sensors": with_sensors,
+            "baseline_no_sensors": without,
+            "sensors_cost_live_bytes": with_sensors["live_max"] - without["live_max"],
+            "least_budget_kib": least_budget(img, full, tmp),
+            "least_budget_no_sensors_kib": least_budget(img, bare, tmp),
+            "goal": "live peak with all sensors active within the esp32-devkitc budget",
+            "goal_met": with_sensors["alloc_peak"] <= BUDGET,
+        }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+# The node's telemetry snapshot: what it reports every period (docs/protocol.md,
+# "Telemetry"). Sensor values are the window's aggregates, in integer units named by the
+# field (`_x10` = tenths); energy in kWh and W; EV charger status as OCPP names it.
+import gc
+
+from lamp import clock
+
+SCHEMA = 1
+
+
+def snapshot(node, reset=True):
+    # -> dict; `reset` starts a new sensor window (once per telemetry period).
+    gc.collect()
+    sensors = node.sensors.window(reset) if node.sensors is not None else {}
+    evse = node.evse.status() if node.evse is not None else None
+    return {
+        "v": SCHEMA,
+        "ts": clock.iso(),
+        "level": node.dimmer.level,
+        "source": node.dimmer.reason,
+        "energy": node.energy.status(),
+        "faults": node.faults.status(),
+        "sensors": sensors,
+        "evse": evse,
+        "heap_free": gc.mem_free(),
+        "uptime_s": clock.mono_ms() // 1000,
+    }
