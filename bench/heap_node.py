@@ -2,12 +2,11 @@
 # image is mounted: boots the virtual node as main.py does (sim board with its sensor
 # models, EV charge point, a schedule), runs it with time warped, breaks every sensor and
 # repairs it, and prints one JSON line of heap figures (bytes; the image excluded).
+import asyncio
 import gc
 import json
 import os
 import sys
-
-import asyncio
 
 base = gc.mem_alloc()  # the mounted image and the runner: not the node's
 gc.threshold(8192)

@@ -44,7 +44,7 @@ def test_bme280_compensation_matches_the_bmp280_worked_example():
 
 
 async def test_bme280_decodes_the_weather_the_model_encoded():
-    model = BME280Model()
+    model = BME280Model(noise=False)
     hal = bus(0x76, model)
     drv = BME280(hal.i2c())
     await drv.start()
@@ -171,7 +171,7 @@ async def test_bh1750_faults():
 
 
 async def test_scd4x_reads_serial_then_a_sample_every_5_s():
-    model = SCD4xModel()
+    model = SCD4xModel(noise=False)
     hal = bus(0x62, model)
     drv = SCD4x(hal.i2c())
     t0 = clock.mono_ms()

@@ -8,6 +8,17 @@ from lamp.tz import civil, days_from_civil
 _Y2000 = 946684800  # both chips come up at 2000-01-01 00:00:00 after a power loss
 
 
+class Noise:
+    # Sensor noise for the models: a small LCG, deterministic per seed (tests repeat
+    # exactly), ints only. noise(n) -> 0..n-1.
+    def __init__(self, seed=1):
+        self.s = seed
+
+    def __call__(self, n):
+        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.s >> 8) % n
+
+
 def _bcd(v):
     return ((v // 10) << 4) | (v % 10)
 

@@ -10,6 +10,7 @@ import math
 import random
 import struct
 
+from lamp.hal.simdev import Noise
 from lamp.sensors.bme280 import compensate
 
 # dig_T1..dig_P9 are the worked example of the BMP280 datasheet (sec. 3.12, the same
@@ -42,7 +43,7 @@ def _find(f, want, n):
 
 
 class BME280Model:
-    def __init__(self, now=None, cal=CAL):
+    def __init__(self, now=None, cal=CAL, noise=True):
         if now is None:
             from lamp import clock
 
@@ -53,6 +54,7 @@ class BME280Model:
         self.regs = r = bytearray(256)
         self.ptr = 0
         self.busy = 0  # status reads left that show "measuring"
+        self._noise = Noise(2) if noise else None  # off: exact codec tests
         r[0xD0] = 0x60
         r[0x88:0xA2] = struct.pack("<HhhHhhhhhhhhxB", *cal[:13])
         h2, h3, h4, h5, h6 = cal[13:]
@@ -96,6 +98,13 @@ class BME280Model:
         if self.fault == "stuck" and self.regs[0xFA] != 0x80:
             return
         t, h, p = weather(self._now())
+        # Measurement noise at oversampling x1 (datasheet Table 2, 5, 6: a few hundredths
+        # of a degree, a few Pa, a few hundredths of %RH), plus the air's own flutter.
+        n = self._noise
+        if n is not None:
+            t += (n(7) - 3) * 0.03
+            p += (n(7) - 3) * 0.04
+            h += (n(7) - 3) * 0.1
         c = self.cal
         at = _find(lambda a: compensate(c, a, 0, 0)[0], int(t * 100), 1 << 20)
         ap = _find(lambda a: -compensate(c, at, a, 0)[1], -int(p * 25600), 1 << 20)

@@ -11,6 +11,8 @@
 # parts, its tail with the next tick).
 import struct
 
+from lamp.hal.simdev import Noise
+
 _PEAKS = (8 * 3600, 18 * 3600)
 _PEAK_S = 7200  # half-width of a rush-hour peak
 
@@ -24,7 +26,7 @@ class ParticleModel:
 
             now = clock.now
         self._now = now
-        self._rnd = seed
+        self._rand = Noise(seed)
         self.base = base  # PM2.5 ug/m3 at night
         self.peak = peak  # added at the top of a rush hour
         self.passive = False
@@ -38,11 +40,6 @@ class ParticleModel:
         self.uart = uart
         if uart is not None:
             uart.model = self
-
-    def _rand(self, n):
-        # A small LCG: deterministic per seed, no float garbage.
-        self._rnd = (self._rnd * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self._rnd >> 8) % n
 
     def pm(self):
         # -> (pm1, pm2_5, pm10) in ug/m3 now; frozen while the fault is "stuck".

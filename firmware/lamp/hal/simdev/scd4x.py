@@ -8,6 +8,7 @@
 import math
 import random
 
+from lamp.hal.simdev import Noise
 from lamp.sensors import crc8
 
 SERIAL = (0xF896, 0x9F07, 0x3BB6)
@@ -32,7 +33,7 @@ def _frame(words):
 
 
 class SCD4xModel:
-    def __init__(self, now=None):
+    def __init__(self, now=None, noise=True):
         if now is None:
             from lamp import clock
 
@@ -43,6 +44,7 @@ class SCD4xModel:
         self.due = 0  # UTC s of the next sample
         self.sample = None  # the three raw words of the last sample
         self.reply = None
+        self._noise = Noise(3) if noise else None  # off: exact codec tests
 
     def _bus(self):
         if self.fault == "disconnect":
@@ -70,6 +72,12 @@ class SCD4xModel:
                 self.due = now + _PERIOD
                 if self.sample is None or self.fault != "stuck":
                     co2, t, rh = air(now)
+                    # Sample noise as the datasheet's repeatability: a few ppm, 0.1 K, 0.4 %RH
+                    n = self._noise
+                    if n is not None:
+                        co2 += n(9) - 4
+                        t += (n(5) - 2) * 0.05
+                        rh += (n(5) - 2) * 0.2
                     self.sample = (co2, int((t + 45) * 65535 / 175 + 0.5), int(rh * 655.35 + 0.5))
             self.reply = _frame(self.sample or (0, 0, 0))
         else:
