@@ -79,7 +79,7 @@ class Node:
     def _sensed(self):
         # After each sensor round: the light level for the photocell fallback. A change
         # matters at once only while the clock is not valid (the photocell is in charge).
-        lux = self.sensors.latest("lux_x10")
+        lux = self.sensors.latest("lux_x10") if self.sensors is not None else None
         lux = None if lux is None else lux // 10
         if lux != self.lux:
             self.lux = lux

@@ -159,11 +159,14 @@ def sensor_model(name, hal):
 
         return 0x62, SCD4xModel()
     if name == "pms5003":
-        from lamp.hal.simdev.pms5003 import PMS5003Model as M
+        from lamp.hal.simdev.pms5003 import PMS5003Model
+
+        m = PMS5003Model(hal.uart(9600))
     elif name == "sds011":
-        from lamp.hal.simdev.sds011 import SDS011Model as M
+        from lamp.hal.simdev.sds011 import SDS011Model
+
+        m = SDS011Model(hal.uart(9600))
     else:
         raise ValueError("no sim model for sensor %r" % name)
-    m = M(hal.uart(9600))
     m.live = True
     return None, m
