@@ -161,12 +161,9 @@ def sensor_model(name, hal):
     if name == "pms5003":
         from lamp.hal.simdev.pms5003 import PMS5003Model
 
-        m = PMS5003Model(hal.uart(9600))
-    elif name == "sds011":
+        return None, PMS5003Model(hal.uart(9600), live=True)
+    if name == "sds011":
         from lamp.hal.simdev.sds011 import SDS011Model
 
-        m = SDS011Model(hal.uart(9600))
-    else:
-        raise ValueError("no sim model for sensor %r" % name)
-    m.live = True
-    return None, m
+        return None, SDS011Model(hal.uart(9600), live=True)
+    raise ValueError("no sim model for sensor %r" % name)

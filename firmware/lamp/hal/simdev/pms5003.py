@@ -20,7 +20,7 @@ _PEAK_S = 7200  # half-width of a rush-hour peak
 class ParticleModel:
     CHECKSUM_AT = -1  # where the frame's checksum sits (corrupted by fault "checksum")
 
-    def __init__(self, uart=None, now=None, seed=1, base=8, peak=30):
+    def __init__(self, uart=None, now=None, seed=1, base=8, peak=30, live=False):
         if now is None:
             from lamp import clock
 
@@ -35,7 +35,7 @@ class ParticleModel:
         self.sent = 0  # measurement frames produced
         self._pm = None
         self._rest = b""
-        self.live = False  # step() from the UART: one tick per second of `now`
+        self.live = live  # step() from the UART: one tick per second of `now`
         self._t = None
         self.uart = uart
         if uart is not None:
