@@ -90,6 +90,27 @@ class FirmwareTestError(Exception):
     pass
 
 
+def run_vectors(check: Path, func: str, env: str, vectors: Path) -> str:
+    """Run a check_*.py function over a file of oracle vectors (its path in env var `env`).
+
+    -> what it printed; FirmwareTestError with the whole output unless it passed.
+    """
+    proc = run_firmware(check, func, extra_env={env: str(vectors)})
+    if proc.returncode != 0 or "MPRUNNER-PASS" not in proc.stdout:
+        raise FirmwareTestError(f"{check.name} {func}: failed\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def checked_count(out: str, tag: str) -> tuple[int, int]:
+    """The `TAG checked=N mismatches=M` line a check prints -> (N, M)."""
+    import re
+
+    m = re.search(rf"{tag} checked=(\d+) mismatches=(\d+)", out)
+    if m is None:
+        raise FirmwareTestError(f"no '{tag} checked=' line in:\n{out}")
+    return int(m.group(1)), int(m.group(2))
+
+
 _compiled: dict[str, object] = {}
 
 

@@ -188,27 +188,21 @@ def write_vectors(path: Path, seed: int = 2026) -> dict:
 def checked(tmp_path_factory):
     path = tmp_path_factory.mktemp("sensors") / "vectors.jsonl"
     counts = write_vectors(path)
-    proc = mpharness.run_firmware(CHECK, "check_vectors", extra_env={"SENSOR_VECTORS": str(path)})
-    return counts, proc
+    return counts, mpharness.run_vectors(CHECK, "check_vectors", "SENSOR_VECTORS", path)
 
 
 def test_micropython_checked_every_vector_with_no_mismatch(checked):
-    counts, proc = checked
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "MPRUNNER-PASS" in proc.stdout, out
-    m = re.search(r"SENSORS checked=(\d+) mismatches=(\d+)", proc.stdout)
-    assert m, out
-    assert int(m.group(1)) == sum(counts.values()) == 940, out
-    assert int(m.group(2)) == 0, out
-    line = re.search(r"SENSORS (bme280=.*)", proc.stdout)
+    counts, out = checked
+    assert mpharness.checked_count(out, "SENSORS") == (940, 0) and sum(counts.values()) == 940
+    line = re.search(r"SENSORS (bme280=.*)", out)
     assert line, out
     assert {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))} == counts, out
 
 
 def test_bme280_integer_formulas_stay_within_their_resolution(checked):
-    _, proc = checked
-    m = re.search(r"SENSORS worst t=([\d.]+) degC p=([\d.]+) Pa h=([\d.]+) %RH", proc.stdout)
-    assert m, proc.stdout + proc.stderr
+    _, out = checked
+    m = re.search(r"SENSORS worst t=([\d.]+) degC p=([\d.]+) Pa h=([\d.]+) %RH", out)
+    assert m, out
     t, p, h = map(float, m.groups())
     print(f"worst integer vs float: {t} degC, {p} Pa, {h} %RH")
     assert t <= 0.01 and p <= 1.0 and h <= 0.01

@@ -33,3 +33,12 @@ def raises(exc, fn, *args, **kwargs):
     except exc as e:
         return e
     raise AssertionError("%s not raised by %s" % (exc.__name__, fn))
+
+
+async def araises(exc, coro):
+    # The exception (of type `exc`) awaiting `coro` raised; fails if it raised nothing.
+    try:
+        await coro
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)

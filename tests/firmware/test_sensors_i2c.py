@@ -3,7 +3,7 @@
 # fault the models inject reaches the caller (docs/sensors.md).
 import random
 
-from fw import sim_hal
+from fw import araises, sim_hal
 from lamp import clock
 from lamp.hal.simdev.bh1750 import BH1750Model
 from lamp.hal.simdev.bme280 import CAL, BME280Model, weather
@@ -22,15 +22,6 @@ def bus(addr, model, start=T):
     hal = sim_hal()
     hal.i2c().attach(addr, model)
     return hal
-
-
-async def fails(exc, coro):
-    # The exception `coro` raised (of type `exc`); fails the test if it raised nothing.
-    try:
-        await coro
-    except exc as e:
-        return e
-    raise AssertionError("%s not raised" % exc.__name__)
 
 
 def near(got, want, tol):
@@ -65,7 +56,7 @@ async def test_bme280_address_option_and_a_wrong_chip():
     bmp = BME280Model()
     bmp.regs[0xD0] = 0x58  # a BMP280: no humidity
     hal = bus(0x76, bmp)
-    e = await fails(SensorError, BME280(hal.i2c()).start())
+    e = await araises(SensorError, BME280(hal.i2c()).start())
     assert "0x58" in str(e), e
 
 
@@ -73,14 +64,14 @@ async def test_bme280_skipped_value_and_lost_configuration_are_sensor_errors():
     model = BME280Model()
     hal = bus(0x76, model)
     drv = BME280(hal.i2c())
-    await fails(SensorError, drv.read())  # not started
+    await araises(SensorError, drv.read())  # not started
     await drv.start()
     model.fault = "checksum"  # temperature reads 0x80000
-    await fails(SensorError, drv.read())
+    await araises(SensorError, drv.read())
     model.fault = "disconnect"
-    await fails(OSError, drv.read())
+    await araises(OSError, drv.read())
     model.fault = None  # back, but power-cycled: ctrl_hum is 0, humidity skipped
-    await fails(SensorError, drv.read())
+    await araises(SensorError, drv.read())
     await drv.start()
     assert len(await drv.read()) == 3
 
@@ -90,11 +81,11 @@ async def test_bme280_nack_is_oserror_19():
     hal = bus(0x76, model)
     drv = BME280(hal.i2c())
     hal.i2c().nack.add(0x76)
-    assert (await fails(OSError, drv.start())).errno == 19
+    assert (await araises(OSError, drv.start())).errno == 19
     hal.i2c().nack.clear()
     await drv.start()
     model.fault = "nack"
-    assert (await fails(OSError, drv.read())).errno == 19
+    assert (await araises(OSError, drv.read())).errno == 19
 
 
 async def test_bme280_stuck_repeats_and_garbage_is_a_sensor_error_or_a_number():
@@ -115,7 +106,7 @@ async def test_bme280_stuck_repeats_and_garbage_is_a_sensor_error_or_a_number():
             assert len(await drv.read()) == 3
         except SensorError:
             pass
-    await fails(SensorError, drv.start())  # a random chip id
+    await araises(SensorError, drv.start())  # a random chip id
 
 
 async def test_bh1750_reads_the_hal_light_in_tenths_of_lux():
@@ -157,9 +148,9 @@ async def test_bh1750_faults():
     clock.get().advance_ms(2 * HOUR)
     assert await drv.read() == noon
     model.fault = "nack"
-    assert (await fails(OSError, drv.read())).errno == 19
+    assert (await araises(OSError, drv.read())).errno == 19
     model.fault = "disconnect"
-    await fails(OSError, drv.read())
+    await araises(OSError, drv.read())
     model.fault = None  # powered down by the outage: 0 until started again
     assert await drv.read() == (0,)
     await drv.start()
@@ -201,16 +192,16 @@ async def test_scd4x_crc_errors_are_sensor_errors():
     hal = bus(0x62, model)
     drv = SCD4x(hal.i2c())
     model.fault = "checksum"
-    e = await fails(SensorError, drv.start())
+    e = await araises(SensorError, drv.start())
     assert "CRC" in str(e), e
     model.fault = None
     await drv.start()
     await clock.sleep_ms(5000)
     model.fault = "checksum"
-    await fails(SensorError, drv.read())
+    await araises(SensorError, drv.read())
     random.seed(3)
     model.fault = "garbage"
-    await fails(SensorError, drv.read())
+    await araises(SensorError, drv.read())
 
 
 async def test_scd4x_nack_stuck_and_disconnect():
@@ -218,7 +209,7 @@ async def test_scd4x_nack_stuck_and_disconnect():
     hal = bus(0x62, model)
     drv = SCD4x(hal.i2c())
     hal.i2c().nack.add(0x62)
-    assert (await fails(OSError, drv.start())).errno == 19
+    assert (await araises(OSError, drv.start())).errno == 19
     hal.i2c().nack.clear()
     await drv.start()
     await clock.sleep_ms(5000)
@@ -228,7 +219,7 @@ async def test_scd4x_nack_stuck_and_disconnect():
         clock.get().advance_ms(2 * HOUR)
         assert await drv.read() == first
     model.fault = "disconnect"
-    await fails(OSError, drv.read())
+    await araises(OSError, drv.read())
     model.fault = None  # back idle after the power cut: no sample until started
     await clock.sleep_ms(5000)
     assert await drv.read() is None

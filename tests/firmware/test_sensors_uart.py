@@ -3,6 +3,7 @@
 # resynchronisation, checksums, the datasheets' command bytes, and the models' faults.
 import struct
 
+from fw import araises
 from lamp import clock
 from lamp.hal.sim import SimUART
 from lamp.hal.simdev.pms5003 import PMS5003Model
@@ -34,15 +35,6 @@ def sds_cmd(d1, d2=0, d3=0):
     # The protocol's examples (V1.3 sec. 2), written out: data 1..15, checksum, tail.
     body = bytes((d1, d2, d3)) + bytes(10) + b"\xff\xff"
     return b"\xaa\xb4" + body + bytes((sum(body) & 0xFF, 0xAB))
-
-
-async def expect(exc, coro):
-    # The exception (of type `exc`) awaiting `coro` raised; fails if it raised nothing.
-    try:
-        await coro
-    except exc as e:
-        return e
-    raise AssertionError("%s not raised" % exc.__name__)
 
 
 def setup(cls, passive=False, rxbuf=512):
@@ -107,7 +99,7 @@ async def test_a_good_frame_right_after_garbage_is_not_lost():
 async def test_a_length_no_frame_has_is_dropped_at_once():
     uart, drv = setup(PMS5003)
     uart.feed(b"BM\x00\x99")  # no need to wait for 153 more bytes
-    await expect(SensorError, drv.read())
+    await araises(SensorError, drv.read())
     assert drv.bad == 1
     uart.feed(pms(1, 2, 3))
     assert await drv.read() == (1, 2, 3)
@@ -131,7 +123,7 @@ async def test_only_bad_frames_raise_sensor_error_then_reading_recovers():
     ):
         uart, drv = setup(cls)
         uart.feed(bad + bad)
-        await expect(SensorError, drv.read())
+        await araises(SensorError, drv.read())
         assert drv.bad == 2
         uart.feed(good)
         assert await drv.read() == want
@@ -199,7 +191,7 @@ async def test_passive_read_without_answer_raises_oserror_after_a_second():
     for cls in (PMS5003, SDS011):
         _, drv = setup(cls, passive=True)
         t0 = clock.mono_ms()
-        e = await expect(OSError, drv.read())
+        e = await araises(OSError, drv.read())
         assert e.args[0] == 110, cls
         assert 1000 <= clock.mono_ms() - t0 <= 1100
 
@@ -242,7 +234,7 @@ async def test_pms_model_answers_in_passive_mode_and_sleeps():
     assert v is not None and (drv.frames, drv.bad) == (1, 0)
     await drv.power(False)
     assert model.asleep
-    await expect(OSError, drv.read())  # a sleeping sensor does not answer
+    await araises(OSError, drv.read())  # a sleeping sensor does not answer
     await drv.power(True)
     assert await drv.read() is not None
 
@@ -253,7 +245,7 @@ async def test_model_faults_as_the_driver_sees_them():
         model = model_cls(uart, now=lambda: T, seed=7)
         model.fault = "checksum"
         model.tick()
-        await expect(SensorError, drv.read())
+        await araises(SensorError, drv.read())
         model.fault = "garbage"
         for _ in range(20):
             model.tick()
@@ -288,4 +280,4 @@ async def test_sds_model_query_mode_and_sleep():
     assert (drv.frames, drv.bad) == (1, 0)  # the two C5 replies were skipped
     await drv.power(False)
     assert model.asleep
-    await expect(OSError, drv.read())  # a sleeping sensor does not answer
+    await araises(OSError, drv.read())  # a sleeping sensor does not answer

@@ -5,8 +5,7 @@
 # on the line or a UART overflow costs at most the frames it touched.
 import struct
 
-from lamp import clock
-from lamp.sensors import SensorError
+from lamp.sensors.uart import UartSensor
 
 try:
     from micropython import const
@@ -25,22 +24,12 @@ _ACK_LEN = const(4)
 _CMD_MODE = const(0xE1)  # data 0 passive, 1 active
 _CMD_READ = const(0xE2)  # passive mode: send one frame
 _CMD_SLEEP = const(0xE4)  # data 0 sleep, 1 wake up
-_POLL_MS = const(20)
-_ANSWER_MS = const(1000)  # passive mode: the frame follows a read command within this
-_ETIMEDOUT = const(110)
 
 
-class PMS5003:
+class PMS5003(UartSensor):
+    NAME = "pms5003"
+    FRAME = _FRAME
     FIELDS = (("pm1", "ug/m3", 0, 1000), ("pm2_5", "ug/m3", 0, 1000), ("pm10", "ug/m3", 0, 1000))
-
-    def __init__(self, uart, passive=False):
-        self._uart = uart
-        self.passive = passive
-        self._buf = bytearray(_FRAME)  # the frame being assembled; the only buffer
-        self._n = 0  # bytes of it received
-        self.frames = 0  # good data frames parsed
-        self.bad = 0  # frames dropped for a bad length or checksum
-        self.value = None  # (pm1, pm2_5, pm10) of the newest good frame
 
     def _cmd(self, cmd, data):
         # Appendix II: 42 4D CMD DATAH DATAL LRCH LRCL, LRC = sum of the first 5 bytes.
@@ -56,6 +45,9 @@ class PMS5003:
     async def power(self, on):
         # Sleep stops the fan and laser; after waking the manual asks for 30 s of settling.
         self._cmd(_CMD_SLEEP, 1 if on else 0)
+
+    def _ask(self):
+        self._cmd(_CMD_READ, 0)
 
     def _parse(self):
         # Consume what the UART holds -> number of good data frames among it.
@@ -100,21 +92,3 @@ class PMS5003:
             n -= 1
         self._n = n
         return good
-
-    async def read(self):
-        # Active mode: the newest frame since the last read, or None. Passive mode: ask
-        # for a frame and wait for it. SensorError when only bad frames came.
-        bad = self.bad
-        if self.passive:
-            self._cmd(_CMD_READ, 0)
-        waited = 0
-        while not self._parse():
-            if not self.passive or waited >= _ANSWER_MS:
-                if self.bad != bad:
-                    raise SensorError("pms5003: %d bad frames" % (self.bad - bad))
-                if self.passive:
-                    raise OSError(_ETIMEDOUT)  # no answer
-                return None
-            await clock.sleep_ms(_POLL_MS)
-            waited += _POLL_MS
-        return self.value

@@ -4,8 +4,7 @@
 # Parsing follows lamp.sensors.pms5003: incremental, resynchronising on the header.
 import struct
 
-from lamp import clock
-from lamp.sensors import SensorError
+from lamp.sensors.uart import UartSensor
 
 try:
     from micropython import const
@@ -23,22 +22,12 @@ _TAIL = const(0xAB)
 _SET_MODE = const(2)  # data byte 1 of a command; data 2 = 1 set; data 3 = 0 active, 1 query
 _QUERY = const(4)
 _SLEEP = const(6)  # data 3 = 0 sleep, 1 work
-_POLL_MS = const(20)
-_ANSWER_MS = const(1000)
-_ETIMEDOUT = const(110)
 
 
-class SDS011:
+class SDS011(UartSensor):
+    NAME = "sds011"
+    FRAME = _FRAME
     FIELDS = (("pm2_5_x10", "ug/m3", 0, 10000), ("pm10_x10", "ug/m3", 0, 10000))
-
-    def __init__(self, uart, passive=False):
-        self._uart = uart
-        self.passive = passive  # the protocol's "query" reporting mode
-        self._buf = bytearray(_FRAME)
-        self._n = 0
-        self.frames = 0
-        self.bad = 0
-        self.value = None  # (pm2_5_x10, pm10_x10) of the newest good frame
 
     def _cmd(self, cmd, set_=0, arg=0):
         # AA B4 DATA1..DATA15 checksum AB; DATA14, 15 = FF FF (any sensor id);
@@ -55,6 +44,9 @@ class SDS011:
 
     async def power(self, on):
         self._cmd(_SLEEP, 1, 1 if on else 0)
+
+    def _ask(self):
+        self._cmd(_QUERY)
 
     def _parse(self):
         # As PMS5003._parse: -> number of good measurement frames consumed.
@@ -91,21 +83,3 @@ class SDS011:
             n -= 1
         self._n = n
         return good
-
-    async def read(self):
-        # Active mode: the newest frame since the last read, or None. Query mode: ask for
-        # a frame and wait for it. SensorError when only bad frames came.
-        bad = self.bad
-        if self.passive:
-            self._cmd(_QUERY)
-        waited = 0
-        while not self._parse():
-            if not self.passive or waited >= _ANSWER_MS:
-                if self.bad != bad:
-                    raise SensorError("sds011: %d bad frames" % (self.bad - bad))
-                if self.passive:
-                    raise OSError(_ETIMEDOUT)  # no answer
-                return None
-            await clock.sleep_ms(_POLL_MS)
-            waited += _POLL_MS
-        return self.value
