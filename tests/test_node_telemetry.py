@@ -1,0 +1,56 @@
+"""The virtual node on the sim board runs every sensor and its EV charge point from the
+start and reports them in its telemetry, with units, in the documented shape."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+FIELDS = {
+    "bme280": {"temp_x10": "degC", "rh_x10": "%", "pressure_x10": "hPa"},
+    "bh1750": {"lux_x10": "lux"},
+    "scd4x": {"co2": "ppm", "temp_x10": "degC", "rh_x10": "%"},
+    "pms5003": {"pm1": "ug/m3", "pm2_5": "ug/m3", "pm10": "ug/m3"},
+}
+
+
+def test_virtual_node_reports_every_sensor_and_the_charge_point(spawn, lanterna_cmd, tmp_path):
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"tele_s": 60, "log_level": "warn"}))
+    node = spawn(
+        [
+            *lanterna_cmd,
+            "node",
+            "run",
+            "--config",
+            str(cfg),
+            "--start",
+            "2026-11-25T12:00:00",
+            "--warp",
+            "600",
+            "--root",
+            str(tmp_path / "flash"),
+        ]
+    )
+    status = node.wait_for(" event evse_status ")
+    notification = json.loads(status.split(" event evse_status ", 1)[1])
+    # settled after the debounce: a few hundred ms of node time after the start
+    assert notification.pop("timestamp").startswith("2026-11-25T12:00:0"), notification
+    assert notification == {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    node.wait_for(" tele ")
+    line = node.wait_for(" tele ", start=len(node.lines))  # a full window
+    node.stop(signal.SIGTERM)
+    tele = json.loads(line.split(" tele ", 1)[1])
+    assert tele["v"] == 1 and tele["source"] == "failsafe"  # no schedule: light the street
+    assert set(tele["sensors"]) == set(FIELDS)
+    for name, fields in FIELDS.items():
+        got = tele["sensors"][name]
+        assert got["fault"] is None, (name, got)
+        for field, unit in fields.items():
+            agg = got[field]
+            assert agg["unit"] == unit and agg["count"] >= 10, (name, field, agg)
+            assert agg["min"] <= agg["mean"] <= agg["max"], (name, field, agg)
+    assert 80 <= tele["sensors"]["bme280"]["temp_x10"]["mean"] <= 160  # the model's 8..16 degC
+    assert tele["evse"]["state"] == "A" and tele["evse"]["status"] == "Available"
+    assert tele["energy"]["kwh"] >= 0 and tele["heap_free"] > 0
+    assert not [s for s in node.lines if " E " in s or "Traceback" in s], node.lines
