@@ -33,6 +33,29 @@ def test_allocation_beyond_the_board_budget_fails_under_it(tmp_path):
     assert roomy.returncode == 0, roomy.stdout + roomy.stderr
 
 
+EDGES = textwrap.dedent(
+    """
+    def test_just_over_the_budget():
+        bytearray(111 * 1024)
+
+    def test_most_of_the_budget():
+        bytearray(96 * 1024)
+    """
+)
+
+
+def test_the_budget_is_the_code_s_whole_and_no_more(tmp_path):
+    # The ROMFS image rides on top of the budget (the pole keeps it in flash): 111 KiB in
+    # one piece does not fit in 110 KiB, 96 KiB does (the runner and the test take the rest).
+    fw = tmp_path / "firmware"
+    fw.mkdir()
+    (fw / "test_edges.py").write_text(EDGES)
+    over = mpharness.run_firmware(fw / "test_edges.py", "test_just_over_the_budget")
+    assert over.returncode != 0 and "MemoryError" in over.stdout + over.stderr
+    most = mpharness.run_firmware(fw / "test_edges.py", "test_most_of_the_budget")
+    assert most.returncode == 0, most.stdout + most.stderr
+
+
 def test_firmware_tests_run_in_micropython_not_cpython(tmp_path):
     fw = tmp_path / "firmware"
     fw.mkdir()
