@@ -108,6 +108,19 @@ def responder() -> Iterator:
 
 
 @pytest.fixture
+def mosquitto(tmp_path) -> Iterator:
+    """A real mosquitto on 127.0.0.1 (tests/mosquitto.py), running; stopped at the end."""
+    from mosquitto import Mosquitto
+
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
 def clean_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("LANTERNA_MICROPYTHON", None)

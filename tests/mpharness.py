@@ -49,17 +49,16 @@ def board_heap(name: str = BUDGET_BOARD) -> int:
     return load(str(REPO / "boards" / f"{name}.json"))["heap"]
 
 
-def run_firmware(
+def firmware_command(
     path: Path,
     func: str,
     heap: int | None = None,
-    timeout: float = TIMEOUT_S,
     extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run one test function of a firmware test file in MicroPython under `heap` bytes.
-
-    CPython tests use it to hand MicroPython checks data computed by a CPython oracle
-    (zoneinfo, astral): write the vectors to a file, pass its path in `extra_env`.
+) -> tuple[list[str], dict[str, str], str]:
+    """(argv, env, cwd) that run one function of a firmware test file in MicroPython under
+    `heap` bytes (default: the budget board's), from the ROMFS image of the firmware and
+    the compiled files of the test's directory. For a process a test must start and
+    stop itself (a server under test, kill -9); run_firmware() for a run to completion.
     """
     binary = micropython_binary()
     if binary is None:
@@ -80,10 +79,23 @@ def run_firmware(
     env["LANTERNA_ROMFS"] = str(image)
     env["LANTERNA_REPO"] = str(REPO)
     env.update(extra_env or {})
-    cmd = [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(path.parent)
-    )
+    return [binary, "-X", f"heapsize={heap}", str(RUNNER), str(path), func], env, str(path.parent)
+
+
+def run_firmware(
+    path: Path,
+    func: str,
+    heap: int | None = None,
+    timeout: float = TIMEOUT_S,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run one test function of a firmware test file in MicroPython under `heap` bytes.
+
+    CPython tests use it to hand MicroPython checks data computed by a CPython oracle
+    (zoneinfo, astral): write the vectors to a file, pass its path in `extra_env`.
+    """
+    cmd, env, cwd = firmware_command(path, func, heap, extra_env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 class FirmwareTestError(Exception):

@@ -1,0 +1,100 @@
+"""A real mosquitto broker on 127.0.0.1 for tests: a free port, password file, no
+anonymous access; start, stop and restart (same port, same persistence) under a test's
+control. Every broker a test starts is stopped by the fixture."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+BINARY = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.port = free_port()
+        self.users = dict(users or {})
+        self.users.setdefault("controller", "controller-test-secret")
+        self.proc: subprocess.Popen | None = None
+        self.log = root / "mosquitto.log"
+        root.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def add_user(self, name: str, password: str) -> None:
+        self.users[name] = password
+        self._write_config()
+        if self.proc is not None:
+            self.restart()
+
+    def _write_config(self) -> None:
+        pw = self.root / "passwd"
+        pw.write_text("")
+        pw.chmod(0o600)
+        for name, password in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password], check=True)
+        (self.root / "mosquitto.conf").write_text(
+            "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    # as root mosquitto would drop to user mosquitto, who cannot read the
+                    # 0600 password file this test user wrote
+                    f"user {getpass.getuser()}",
+                    "allow_anonymous false",
+                    f"password_file {pw}",
+                    "persistence true",
+                    f"persistence_location {self.root}/",
+                    f"log_dest file {self.log}",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "",
+                ]
+            )
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.proc = subprocess.Popen(
+            [BINARY, "-c", str(self.root / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self.log.read_text() if self.log.exists() else ""
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)  # polling for the listener, bounded by the deadline
+        raise RuntimeError("mosquitto did not listen in time")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
