@@ -1,0 +1,37 @@
+# The wire contract's names, one place for both sides: the node imports them, and so does
+# the controller (CPython imports lamp modules), so the two cannot drift (docs/protocol.md).
+
+SCHEMA = 1  # the "v" of every payload the node sends and every command it accepts
+
+# MQTT topics: PREFIX/{site}/{node}/{leaf}; the prefix is configurable ("mqtt_prefix").
+PREFIX = "lanterna/v1"
+STATUS = "status"  # retained "online" / "offline" (the LWT)
+STATE = "state"  # retained JSON on change
+TELE = "tele"  # every tele_s
+EVENT = "event"  # faults, EV transitions, boot
+CMD = "cmd"  # controller -> node
+ACK = "ack"  # node -> controller, one per command
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+# Commands (the "cmd" of a command envelope).
+DIM = "dim"
+SCHEDULE = "schedule"
+CONFIG_SET = "config_set"
+REBOOT = "reboot"
+IDENTIFY = "identify"
+COMMANDS = (DIM, SCHEDULE, CONFIG_SET, REBOOT, IDENTIFY)
+
+# Error codes in an ack whose "ok" is false.
+E_MALFORMED = "malformed"  # not JSON, not an object, a field missing or of the wrong type
+E_BAD_MAC = "bad_mac"  # the HMAC does not verify under this node's key
+E_REPLAY = "replay"  # counter not above the last accepted one (replayed or reordered)
+E_WRONG_NODE = "wrong_node"  # addressed to another node
+E_UNKNOWN = "unknown_command"
+E_BAD_ARGS = "bad_args"  # arguments out of range, unknown or missing
+E_FAILED = "failed"  # valid, but applying it failed (e.g. flash full)
+ERRORS = (E_MALFORMED, E_BAD_MAC, E_REPLAY, E_WRONG_NODE, E_UNKNOWN, E_BAD_ARGS, E_FAILED)
+
+
+def topic(prefix, site, node, leaf):
+    return "%s/%s/%s/%s" % (prefix, site, node, leaf)
