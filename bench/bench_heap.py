@@ -6,9 +6,9 @@ firmware's ROMFS image, at the esp32-devkitc budget, and prints one JSON object:
 heap after boot, the live peak, the allocation peak and the least budget in which the
 workload completes. Baseline, measured in the same run: the same node with no sensor
 fitted (config sensors.fitted = []), so `sensors_cost` is what the sensors add.
-Figures exclude the image (flash on the pole) and include the sim board's device
-models (chips on the pole); on the 64-bit port every object is larger than on the
-32-bit ESP32.
+Figures exclude the image (flash on the pole) and the sensor chips (their models run in
+this process, lanterna.simbus, as the chips sit outside the pole's heap); on the 64-bit
+port every object is larger than on the 32-bit ESP32.
 Run: .venv/bin/python bench/bench_heap.py  (or `make bench`)
 """
 
@@ -55,21 +55,28 @@ def run(img: Path, budget: int, cfg: dict, tmp: Path) -> dict | None:
         "--start",
         "1795600000",
     ]
+    from lanterna.simbus import SimBus
+
     code = "import os,romboot;romboot.mount(os.getenv('LANTERNA_ROMFS'));import heap_node"
+    bus = SimBus().start()  # the sensor chips, outside the node's heap as on the pole
     env = dict(
         os.environ,
         MICROPYPATH=f"{REPO / 'controller' / 'lanterna'}:.frozen",
         LANTERNA_ROMFS=str(img),
+        LANTERNA_SIMBUS=bus.address,
         HEAP_ARGS=json.dumps(args),
     )
-    p = subprocess.run(
-        [MP, "-X", f"heapsize={romfs_heap(budget, img)}", "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=120,
-    )
+    try:
+        p = subprocess.run(
+            [MP, "-X", f"heapsize={romfs_heap(budget, img)}", "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=120,
+        )
+    finally:
+        bus.stop()
     for line in p.stdout.splitlines():
         if line.startswith("HEAP ") and p.returncode == 0:
             return json.loads(line[5:])

@@ -38,14 +38,13 @@ async def sample():
 
 
 async def faults():
-    # Two telemetry periods of normal running, every sensor disconnected for four, then
-    # repaired for four: the error and recovery paths run too.
+    # Two telemetry periods of normal running, every I2C chip gone (NACK) for four, then
+    # back for four: the error and recovery paths run too.
+    i2c = node.hal.i2c()
     await clock.sleep_ms(120000)
-    for m in node.hal.models.values():
-        m.fault = "disconnect"
+    i2c.nack.update((0x23, 0x62, 0x76))
     await clock.sleep_ms(240000)
-    for m in node.hal.models.values():
-        m.fault = None
+    i2c.nack.clear()
     await clock.sleep_ms(240000)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from datetime import date, datetime, timedelta
@@ -18,11 +19,17 @@ NIGHT = re.compile(r"^(\S+) night (\d+) heap alloc (\d+) free (\d+)$")
 
 def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cmd, repo, tmp_path):
     example = repo / "docs" / "examples" / "schedule-greenwich.json"
+    # Sensors polled every 10 min and telemetry hourly: at this warp the default 5 s poll
+    # would be 8,640 sensor rounds per real second, and the test is about the lamp.
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"sensors": {"poll_s": 600, "stale_s": 3600}, "tele_s": 3600}))
     node = spawn(
         [
             *lanterna_cmd,
             "node",
             "run",
+            "--config",
+            str(cfg),
             "--schedule",
             str(example),
             "--lat",

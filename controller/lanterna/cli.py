@@ -6,6 +6,7 @@ User mistakes end in one line on stderr and a non-zero exit status, never a trac
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -206,8 +207,115 @@ def node_run(
         Path("config.json").write_text(json.dumps(cfg))
         args += ["--config", str(Path("config.json").resolve())]
     env = dict(os.environ, MICROPYPATH=".frozen", LANTERNA_ROMFS=str(image))
-    # Become the interpreter: Ctrl-C reaches the node directly and it stops cleanly.
-    os.execve(binary, args, env)
+    sys.exit(run_with_simbus(args, env))
+
+
+def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
+    """Run a virtual node with its chips on a device bus in this process (lanterna.simbus).
+
+    The node runs in its own session, so a terminal's Ctrl-C reaches it once, forwarded
+    from here, and it stops cleanly; so does SIGTERM. -> the node's exit status.
+    """
+    import signal
+    import subprocess
+
+    from lanterna.simbus import SimBus
+
+    bus = SimBus().start()
+    try:
+        child = subprocess.Popen(
+            args, env=dict(env, LANTERNA_SIMBUS=bus.address), start_new_session=True
+        )
+
+        def forward(sig, _frame):
+            child.send_signal(sig)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        return child.wait()
+    finally:
+        bus.stop()
+
+
+@cli.command("sim")
+@click.option("--nodes", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--broker", required=True, help="mqtt://HOST:PORT of the broker.")
+@click.option(
+    "--site",
+    default="greenwich",
+    show_default=True,
+    help="Built in: greenwich, porta-romana, baixa.",
+)
+@click.option("--lat", type=click.FloatRange(-90, 90), help="Latitude of another site.")
+@click.option("--lon", type=click.FloatRange(-180, 180), help="Longitude of another site.")
+@click.option("--tz", help="Time zone of another site: IANA name or POSIX TZ string.")
+@click.option(
+    "--coap-base-port",
+    type=click.IntRange(0, 65000),
+    default=0,
+    help="Node i serves CoAP on P+i (0: none).",
+)
+@click.option("--time-warp", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--tele-s",
+    type=click.IntRange(10, 86400),
+    default=60,
+    show_default=True,
+    help="Telemetry period.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("sim-state"),
+    show_default=True,
+    help="One directory per node (its flash); credentials.json holds the secrets (0600).",
+)
+@click.option(
+    "--init-only", is_flag=True, help="Write the nodes' state and credentials, start nothing."
+)
+def sim(
+    nodes: int,
+    broker: str,
+    site: str,
+    lat: float | None,
+    lon: float | None,
+    tz: str | None,
+    coap_base_port: int,
+    time_warp: int,
+    tele_s: int,
+    state_dir: Path,
+    init_only: bool,
+) -> None:
+    """A virtual district: N lamp posts (real firmware, sim board, one MicroPython process
+    each) against a real broker; SIGINT or SIGTERM stops them all.
+
+    \b
+    Example:
+      lanterna sim --nodes 10 --broker mqtt://127.0.0.1:1883 --site greenwich --init-only
+      (load state-dir/credentials.json into the broker's password file), then
+      lanterna sim --nodes 10 --broker mqtt://127.0.0.1:1883 --site greenwich
+    """
+    from lanterna.fleet_sim import District, SimError, prepare
+    from lanterna.tzinfo import TimeZoneError
+
+    try:
+        prepared = prepare(state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s)
+    except (SimError, TimeZoneError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(prepared)} nodes of {site} in {state_dir} (secrets: credentials.json)")
+    if init_only:
+        return
+    try:
+        district = District(prepared, time_warp)
+    except SimError as e:
+        raise click.ClickException(str(e)) from None
+    district.start()
+    click.echo(f"started {len(prepared)} nodes; logs in {state_dir}/<node>/node.log; Ctrl-C stops")
+    try:
+        district.wait()
+    finally:
+        district.stop()
+    click.echo("stopped")
 
 
 @cli.group()

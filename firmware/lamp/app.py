@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import os
+import sys
 
 from lamp import clock, log
 from lamp.arbiter import Arbiter
@@ -16,7 +17,13 @@ from lamp.faults import Faults
 
 _USAGE = "usage: main.py [--board FILE] [--config FILE] [--schedule FILE] [--warp N] [--start UTC]"
 SCHEDULE_FILE = "schedule.json"
+LAMP_FILE = "lamp.json"  # the last level and a command's override, for the next boot
 _MAX_SLEEP_MS = 60000  # re-evaluate at least once a minute (clock corrections, inputs)
+# Watchdog: fed every 5 s (real time) while the lighting loop has beaten within three of
+# its longest sleeps (node time); 30 s without a feed resets the node.
+_WDT_MS = 30000
+_FEED_MS = 5000
+_BEAT_MAX_MS = 3 * _MAX_SLEEP_MS
 
 
 def parse_tz(text):
@@ -61,10 +68,74 @@ class Node:
             self.evse = Evse(hw, self._evse_event, cfg["evse"])
         self._night = None
         self.evaluations = 0
+        self.beat = clock.mono_ms()  # the lighting loop's heartbeat (the watchdog reads it)
+        self.net = None  # lamp.net.Net once connect() ran
+        self.control = None  # lamp.control.Control on a connected node
+        self._saved = None
+
+    def restore_lamp(self):
+        # At boot, before the lighting loop and any network: the last level at once, and
+        # a command's override if it has not ended. -> the restored level or None.
+        try:
+            with open(self.root + LAMP_FILE) as f:
+                st = json.load(f)
+            level, ov = st["level"], st["override"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if isinstance(ov, list) and len(ov) == 3:
+            self.arbiter.set_override(ov[0], ov[1], ov[2])
+        if isinstance(level, int) and 0 <= level <= 100:
+            self.dimmer.set(level, "restored", 0)
+            return level
+        return None
+
+    def save_lamp(self):
+        # On a change of level or override only: a few flash writes a night.
+        st = {"level": self.dimmer.level, "override": self.arbiter.override}
+        if st == self._saved:
+            return
+        path = self.root + LAMP_FILE
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(st, f)
+            os.rename(path + ".tmp", path)
+            self._saved = st
+        except OSError as e:
+            log.error("lamp", "cannot save the lamp state: %s", e)
+
+    def connect(self, config_path=None):
+        # The network side (MQTT, CoAP, commands) when the config asks for it; nothing
+        # here runs until run(), and the lighting never waits for it.
+        cfg = self.cfg
+        if cfg["mqtt"] is None and not cfg["coap_port"]:
+            return
+        from lamp.control import CONFIG_KEYS, Control, parse_key
+
+        key = parse_key(cfg["key"])
+        self.control = Control(self, config_path)
+        cmds = None
+        if key is not None:
+            from lamp.commands import Commands
+
+            cmds = Commands(cfg["node"], key, self.root + "cmdctr", self.control.apply, CONFIG_KEYS)
+        from lamp.net import Net
+
+        self.net = Net(self, cfg, cmds)
+
+    def state(self):
+        return self.control.state() if self.control is not None else None
 
     def _level_changed(self, level, reason):
         # One line per change of lamp level, with its local time: what a pole shows.
         print("%s level %d %s" % (clock.local_iso(), level, reason))
+        if reason != "restored":
+            self.save_lamp()
+        if self.net is not None:
+            self.net.state()
+
+    def _event(self, name, payload):
+        if self.net is not None:
+            self.net.event(name, payload)
 
     def _fault_event(self, name, active, detail):
         # Reported once when raised and once when cleared (lamp.faults debounces).
@@ -72,9 +143,13 @@ class Node:
             "%s event %s %s %s"
             % (clock.local_iso(), name, "raised" if active else "cleared", detail)
         )
+        self._event(name, {"active": active, "detail": detail})
+        if self.net is not None:
+            self.net.state()
 
     def _evse_event(self, name, payload):
         print("%s event %s %s" % (clock.local_iso(), name, json.dumps(payload)))
+        self._event(name, payload)
 
     def _sensed(self):
         # After each sensor round: the light level for the photocell fallback. A change
@@ -93,7 +168,41 @@ class Node:
 
         while True:
             await clock.sleep_ms(self.cfg["tele_s"] * 1000)
-            print("%s tele %s" % (clock.local_iso(), json.dumps(telemetry.snapshot(self))))
+            snap = telemetry.snapshot(self)
+            if self.net is not None:
+                self.net.tele(snap)
+            if self.cfg["log_level"] == "debug" or self.net is None:
+                # Streamed: the whole JSON text never needs one free block of its size.
+                sys.stdout.write("%s tele " % clock.local_iso())
+                json.dump(snap, sys.stdout)
+                sys.stdout.write("\n")
+            del snap
+
+    async def _connect(self):
+        # The network joins after the lighting loop's first step: the lamp is lit first.
+        # Whatever fails here (even MemoryError) leaves the lamp to its loop.
+        await asyncio.sleep_ms(0)
+        net = self.net
+        if net is None:
+            return
+        try:
+            from lamp import VERSION
+
+            # Queued in the outbox: it leaves when the broker is first reached.
+            self._event("boot", {"reset_cause": self.hal.reset_cause(), "fw": VERSION})
+            net.start(self._guard)
+        except Exception as e:  # noqa: BLE001 -- the lamp must keep its light
+            log.error("net", "%r; running offline", e)
+
+    async def _watchdog(self):
+        # The hardware watchdog is fed only while the lighting loop beats: a hung loop
+        # resets the node, a network outage never does (no task here waits on the
+        # network). Real time: the watchdog does not follow the sim's warp.
+        self.hal.wdt_start(_WDT_MS)
+        while True:
+            if clock.mono_ms() - self.beat < _BEAT_MAX_MS:
+                self.hal.wdt_feed()
+            await asyncio.sleep_ms(_FEED_MS)
 
     def setup_site(self, zone=None):
         # zone: the config's tz already parsed (boot does it first, while the heap is
@@ -224,9 +333,13 @@ class Node:
         if self.evse is not None and self.evse.present:
             asyncio.create_task(self._guard("evse", self.evse.run))
         asyncio.create_task(self._guard("telemetry", self._report))
+        asyncio.create_task(self._watchdog())
+        if self.net is not None:
+            asyncio.create_task(self._connect())
         clock.on_set(self.wake.set)
         while True:
             self.wake.clear()
+            self.beat = clock.mono_ms()
             try:
                 ms = self.evaluate()
             except Exception as e:  # noqa: BLE001 -- the lamp must keep its light

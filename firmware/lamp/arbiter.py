@@ -16,15 +16,15 @@ class Arbiter:
     def __init__(self, failsafe_level=100):
         self.failsafe_level = failsafe_level
         self.plan = None  # schedule.Plan
-        self.override = None  # (level, until_utc)
+        self.override = None  # [level, until_utc, fade_s or None] (a list: JSON-storable)
         self._motion_at = None  # monotonic seconds of the last motion
         self._dark = None  # photocell state: True = lamp on
 
     def set_plan(self, plan):
         self.plan = plan
 
-    def set_override(self, level, until_utc):
-        self.override = (level, until_utc)
+    def set_override(self, level, until_utc, fade_s=None):
+        self.override = [level, until_utc, fade_s]
 
     def clear_override(self):
         self.override = None
@@ -46,9 +46,9 @@ class Arbiter:
     def decide(self, utc, time_valid, mono_s, lux=None):
         # -> (level, source, fade_s or None for the dimmer's default)
         if self.override is not None:
-            level, until = self.override
+            level, until, fade_s = self.override
             if not time_valid or utc < until:
-                return level, OVERRIDE, None
+                return level, OVERRIDE, fade_s
             self.override = None  # expired
         plan = self.plan
         sched = plan.schedule if plan is not None else None

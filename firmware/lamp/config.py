@@ -5,8 +5,8 @@
 import json
 
 # key: (default, lo, hi) for numbers (an int default wants an int), (default, allowed
-# strings) for a choice, (default, str) for free text, (default, dict) for a section that
-# its own module checks.
+# strings) for a choice, (default, str) for free text (None default: optional),
+# (default, bool), (default, dict) for a section that its own module checks.
 SPEC = {
     "node": ("sim-node", str),
     "site": ("sim", str),
@@ -21,6 +21,11 @@ SPEC = {
     "sensors": (None, dict),  # lamp.sensors.manager.SPEC
     "evse": (None, dict),  # lamp.evse.SPEC
     "tele_s": (60, 10, 86400),  # telemetry period: sensor windows, energy, EV
+    "mqtt": (None, dict),  # lamp.net.SPEC; absent: the node runs offline
+    "coap_port": (0, 0, 65535),  # the CoAP server's UDP port; 0: no server
+    # The per-node command key, 64 hex digits (HMAC-SHA256, docs/commands.md); absent:
+    # every command is refused. Set by provisioning; never logged.
+    "key": (None, str),
     # NTP servers ("host" or "host:port"); none by default: provisioning sets them.
     "ntp": (None, list),
 }
@@ -42,8 +47,13 @@ def checked(tag, spec, values):
     for key, sp in spec.items():
         v = values.get(key, sp[0])
         kind = sp[1]
-        if kind is str:
-            if not isinstance(v, str) or not v:
+        if kind is bool:
+            if not isinstance(v, bool):
+                raise ConfigError("%s: %s: expected true or false, got %r" % (tag, key, v))
+        elif kind is str:
+            if v is None and sp[0] is None:
+                pass  # optional: absent
+            elif not isinstance(v, str) or not v:
                 raise ConfigError("%s: %s: expected a non-empty string, got %r" % (tag, key, v))
         elif kind is dict:
             if v is not None and not isinstance(v, dict):

@@ -74,8 +74,10 @@ def boot(argv):
     log.level = ("debug", "info", "warn", "error").index(cfg["log_level"])
     try:
         node = Node(hw, cfg)
+        node.restore_lamp()  # the last level from flash, before anything else
         node.setup_site(zone)
-    except ValueError as e:  # energy/faults sections
+        node.connect(opts["config"] or None)
+    except ValueError as e:  # energy/faults/sensors/mqtt sections, the key
         print("error: %s" % e, file=sys.stderr)
         return 1
     print(

@@ -1,6 +1,7 @@
 # The node's telemetry snapshot: what it reports every period (docs/protocol.md,
-# "Telemetry"). Sensor values are the window's aggregates, in integer units named by the
-# field (`_x10` = tenths); energy in kWh and W; EV charger status as OCPP names it.
+# "Telemetry"). Sensor values are the window's aggregates [min, mean, max, count], in
+# integer units named by the field (`_x10` = tenths) and given once in "units"; energy in
+# kWh and W; EV charger status as OCPP names it.
 import gc
 
 from lamp import clock
@@ -12,6 +13,7 @@ def snapshot(node, reset=True):
     # -> dict; `reset` starts a new sensor window (once per telemetry period).
     gc.collect()
     sensors = node.sensors.window(reset) if node.sensors is not None else {}
+    units = node.sensors.units() if node.sensors is not None else {}
     evse = node.evse.status() if node.evse is not None else None
     return {
         "v": SCHEMA,
@@ -20,7 +22,8 @@ def snapshot(node, reset=True):
         "source": node.dimmer.reason,
         "energy": node.energy.status(),
         "faults": node.faults.status(),
-        "sensors": sensors,
+        "sensors": sensors,  # field: [min, mean, max, count] over the period
+        "units": units,
         "evse": evse,
         "heap_free": gc.mem_free(),
         "uptime_s": clock.mono_ms() // 1000,

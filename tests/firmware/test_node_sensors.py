@@ -125,13 +125,13 @@ async def test_telemetry_snapshot_carries_readings_with_units():
     snap = telemetry.snapshot(node)
     assert snap["v"] == 1 and snap["level"] == node.dimmer.level
     bme = snap["sensors"]["bme280"]
-    assert bme["fault"] is None and bme["temp_x10"]["unit"] == "degC"
-    assert bme["temp_x10"]["count"] == 3 and 80 <= bme["temp_x10"]["mean"] <= 160
-    assert bme["pressure_x10"]["unit"] == "hPa" and bme["rh_x10"]["unit"] == "%"
-    assert snap["sensors"]["scd4x"]["co2"]["unit"] == "ppm"
-    assert snap["sensors"]["pms5003"]["pm2_5"]["unit"] == "ug/m3"
-    assert snap["sensors"]["bh1750"]["lux_x10"]["unit"] == "lux"
+    lo, mean, hi, n = bme["temp_x10"]
+    assert bme["fault"] is None and n == 3 and lo <= mean <= hi and 80 <= mean <= 160
+    units = snap["units"]
+    assert units["temp_x10"] == "degC" and units["pressure_x10"] == "hPa"
+    assert units["rh_x10"] == "%" and units["co2"] == "ppm" and units["lux_x10"] == "lux"
+    assert units["pm2_5"] == "ug/m3" and set(snap["sensors"]["pms5003"]) >= {"pm1", "pm10"}
     assert snap["evse"]["present"] and snap["energy"]["kwh"] == 0.0
     assert snap["heap_free"] > 0
     # the window restarted: the next snapshot counts only new samples
-    assert telemetry.snapshot(node)["sensors"]["bme280"]["temp_x10"]["count"] == 0
+    assert telemetry.snapshot(node)["sensors"]["bme280"]["temp_x10"][3] == 0

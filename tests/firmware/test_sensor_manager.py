@@ -50,16 +50,11 @@ async def test_window_aggregates_min_mean_max_count_and_resets():
     m, events = _manager({"bme280": Scripted([(100, 500), (120, None), (140, 600)])})
     await _polls(m, 3)
     w = m.window()
-    assert w["bme280"]["temp_x10"] == {
-        "min": 100,
-        "max": 140,
-        "mean": 120,
-        "count": 3,
-        "unit": "degC",
-    }
-    assert w["bme280"]["rh_x10"]["count"] == 2 and w["bme280"]["rh_x10"]["mean"] == 550
+    assert w["bme280"]["temp_x10"] == [100, 120, 140, 3]  # min, mean, max, count
+    assert w["bme280"]["rh_x10"] == [500, 550, 600, 2]
+    assert m.units() == {"temp_x10": "degC", "rh_x10": "%"}
     assert w["bme280"]["fault"] is None and events == []
-    assert m.window()["bme280"]["temp_x10"]["count"] == 0  # a new window
+    assert m.window()["bme280"]["temp_x10"] == [None, None, None, 0]  # a new window
 
 
 async def test_one_glitch_is_not_a_fault_but_repeated_failures_are_reported_once():
@@ -96,7 +91,7 @@ async def test_missing_sensor_is_retried_and_never_stops_the_others():
     m, events = _manager({"bh1750": missing, "bme280": good})
     await _polls(m, 40)
     assert events == [("sensorFault", True, "bh1750: OSError: [Errno 19] ENODEV")]
-    assert m.window()["bme280"]["temp_x10"]["count"] == 40
+    assert m.window()["bme280"]["temp_x10"][3] == 40
     assert missing.starts < 15  # backoff: not probed on every poll
     assert m.latest("temp_x10") == 150 and m.latest("lux_x10") is None
 

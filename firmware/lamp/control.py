@@ -1,0 +1,149 @@
+# What an authenticated command does to the node (lamp.commands checked who sent it and
+# its arguments), and the node's state as it reports it (docs/protocol.md). Loaded only
+# on a connected node (lamp.net); the lamp state on flash is lamp.app's.
+import json
+import os
+
+from lamp import VERSION, clock, log
+from lamp import numbers as N
+
+# config_set may change these, and nothing else (docs/commands.md).
+CONFIG_KEYS = ("failsafe_level", "tele_s", "log_level")
+_FOREVER = 0x7FFFFFFF  # an override without an end: until the next dim command
+
+
+def parse_key(text):
+    # The config's command key: 64 hex digits -> 32 bytes; ValueError names the key.
+    import binascii
+
+    if text is None:
+        return None
+    try:
+        key = binascii.unhexlify(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValueError("config: key: expected 64 hex digits")
+    return key
+
+
+class Control:
+    def __init__(self, node, config_path=None):
+        self.node = node
+        self.config_path = config_path
+
+    # Commands (lamp.commands calls apply with checked arguments)
+    def apply(self, cmd, args):
+        node = self.node
+        if cmd == N.DIM:
+            return self._dim(args)
+        if cmd == N.SCHEDULE:
+            from lamp.commands import CommandError
+
+            try:
+                sched = node.replace_schedule(args["schedule"])
+            except ValueError as e:
+                raise CommandError(N.E_BAD_ARGS, str(e))
+            except OSError as e:
+                raise CommandError(N.E_FAILED, "cannot store the schedule: %s" % e)
+            node.wake.set()
+            return {"schedule": sched.id}
+        if cmd == N.CONFIG_SET:
+            return self._config_set(args["key"], args["value"])
+        if cmd == N.REBOOT:
+            import asyncio
+
+            asyncio.create_task(self._reboot(args.get("delay_s") or 1))
+            return {"reboot_in_s": args.get("delay_s") or 1}
+        if cmd == N.IDENTIFY:
+            import asyncio
+
+            asyncio.create_task(self._identify(args["seconds"]))
+            return {"seconds": args["seconds"]}
+        raise ValueError(cmd)  # lamp.commands only passes known commands
+
+    def _dim(self, args):
+        node = self.node
+        level = args["level"]
+        if level is None:
+            node.arbiter.clear_override()
+            until = None
+        else:
+            until = clock.now() + args["until_s"] if args.get("until_s") else _FOREVER
+            node.arbiter.set_override(level, until, args.get("fade_s"))
+        node.wake.set()
+        node.save_lamp()
+        return {
+            "level": level,
+            "until": None if until is None or until == _FOREVER else clock.iso(until),
+        }
+
+    def _config_set(self, key, value):
+        # Checked as at boot (the whole config), written atomically, then put in force.
+        from lamp import config
+        from lamp.commands import CommandError
+
+        node = self.node
+        values = {}
+        if self.config_path:
+            try:
+                with open(self.config_path) as f:
+                    values = json.load(f)
+            except (OSError, ValueError):
+                values = {}
+        values[key] = value
+        try:
+            cfg = config.build(values)
+        except ValueError as e:
+            raise CommandError(N.E_BAD_ARGS, str(e))
+        if self.config_path:
+            tmp = self.config_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(values, f)
+            os.rename(tmp, self.config_path)
+        node.cfg[key] = cfg[key]
+        if key == "failsafe_level":
+            node.arbiter.failsafe_level = cfg[key]
+            node.wake.set()
+        elif key == "log_level":
+            log.level = ("debug", "info", "warn", "error").index(cfg[key])
+        return {"key": key, "value": cfg[key]}
+
+    async def _reboot(self, delay_s):
+        # After the ack has had time to leave; the lamp state is on flash already.
+        await clock.sleep_ms(delay_s * 1000)
+        self.node.save_lamp()
+        self.node.energy.save()
+        log.warn("control", "reboot by command")
+        self.node.hal.reset()
+
+    async def _identify(self, seconds):
+        # The status LED blinks and the lamp dips to half its level once a second, so a
+        # field engineer finds the pole in the street; then back to what it was.
+        node = self.node
+        hal = node.hal
+        lvl = node.dimmer.level or 0
+        for i in range(seconds * 2):
+            hal.set_status_led(i % 2 == 0)
+            node.dimmer.set(lvl // 2 if i % 2 == 0 else lvl, node.dimmer.reason, 0)
+            await clock.sleep_ms(500)
+        hal.set_status_led(False)
+        node.wake.set()
+
+    def state(self):
+        node = self.node
+        ov = node.arbiter.override
+        plan = node.arbiter.plan
+        return {
+            "v": N.SCHEMA,
+            "ts": clock.iso(),
+            "level": node.dimmer.level,
+            "mode": node.dimmer.reason,
+            "schedule": plan.schedule.id if plan is not None else None,
+            "override": None
+            if ov is None
+            else {"level": ov[0], "until": None if ov[1] == _FOREVER else clock.iso(ov[1])},
+            "fw": VERSION,
+            "clock": clock.source() if clock.valid() else None,
+            "faults": node.faults.status(),
+        }

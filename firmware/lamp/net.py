@@ -1,0 +1,156 @@
+# The connected node: MQTT (status, state, telemetry, events, commands and their acks)
+# and CoAP (direct reads; authenticated PUT /dim and /schedule), both behind the one
+# command handler (lamp.commands). docs/protocol.md owns the topics and payloads.
+# Nothing here is awaited by the lighting loop: a network outage never delays dimming,
+# and never reboots the node (the outbox keeps what it can and counts what it drops).
+import json
+
+from lamp import clock, log
+from lamp import numbers as N
+from lamp.config import checked
+
+# mqtt section of the node config; host and credentials come from provisioning (no
+# defaults: an empty value is refused when the section is present).
+SPEC = {
+    "host": ("", str),
+    "port": (1883, 1, 65535),
+    "user": ("", str),
+    "password": ("", str),
+    "prefix": (N.PREFIX, str),
+    "tls": (False, bool),
+    "keepalive": (60, 10, 3600),
+    "outbox_count": (64, 1, 1000),
+    "outbox_bytes": (8192, 512, 65536),
+}
+# CoAP response codes (RFC 7252 sec. 12.1.2) this module answers with.
+_CHANGED, _CONTENT = 0x44, 0x45
+_BAD_REQUEST, _UNAUTHORIZED, _NOT_FOUND, _METHOD = 0x80, 0x81, 0x84, 0x85
+_JSON = 50  # application/json (RFC 7252 sec. 12.3)
+_GET, _PUT = 1, 3
+RESOURCES = (
+    ("/state", 'rt="lanterna.state";ct=50'),
+    ("/sensors", 'rt="lanterna.sensors";ct=50'),
+    ("/evse", 'rt="lanterna.evse";ct=50'),
+    ("/dim", 'rt="lanterna.cmd.dim";ct=50'),
+    ("/schedule", 'rt="lanterna.cmd.schedule";ct=50'),
+)
+# An ack error that means "who are you": 4.01 on CoAP; any other error is 4.00.
+_AUTH_ERRORS = (N.E_BAD_MAC, N.E_REPLAY, N.E_WRONG_NODE)
+
+
+def _dumps(obj):
+    return json.dumps(obj).encode()
+
+
+class Net:
+    def __init__(self, node, cfg, commands):
+        # commands: a lamp.commands.Commands, or None without a command key (every
+        # command is then refused with bad_mac: there is nothing to verify it against).
+        self.node = node
+        self.cmds = commands
+        self.mq = None
+        self.coap = None
+        self.base = ""  # the topic prefix of this node, "prefix/site/node/"
+        m = cfg["mqtt"]
+        if m is not None:
+            m = checked("mqtt", SPEC, m)
+            from lamp.mqtt import MQTTClient
+
+            self.base = "%s/%s/%s/" % (m["prefix"], cfg["site"], cfg["node"])
+            self.mq = MQTTClient(
+                cfg["node"],
+                m["host"],
+                m["port"],
+                m["user"],
+                m["password"],
+                m["keepalive"],
+                m["tls"],
+                will=(self.base + N.STATUS, N.OFFLINE, 1, True),
+                outbox_count=m["outbox_count"],
+                outbox_bytes=m["outbox_bytes"],
+                on_message=self._on_message,
+                on_connect=self._on_connect,
+            )
+            self.mq.subscribe(self.base + N.CMD, 1)
+        if cfg["coap_port"]:
+            from lamp.coap import CoapServer
+
+            self.coap = CoapServer(self._coap, RESOURCES, cfg["coap_port"])
+
+    # MQTT
+    def _pub(self, leaf, payload, retain=False):
+        if self.mq is not None:
+            self.mq.publish(self.base + leaf, payload, 1, retain)
+
+    def _on_connect(self):
+        self._pub(N.STATUS, N.ONLINE, True)
+        self.state()
+
+    def _on_message(self, topic, payload):
+        if topic == self.base + N.CMD:
+            self._pub(N.ACK, _dumps(self.handle(payload)))
+
+    def handle(self, raw):
+        if self.cmds is None:
+            return {"v": N.SCHEMA, "id": None, "ok": False, "error": N.E_BAD_MAC}
+        ack = self.cmds.handle(raw)
+        if not ack["ok"]:
+            log.warn("cmd", "refused: %s", ack["error"])
+        return ack
+
+    def state(self):
+        self._pub(N.STATE, _dumps(self.node.state()), True)
+
+    def event(self, name, payload):
+        d = {"v": N.SCHEMA, "ts": clock.iso(), "event": name}
+        d.update(payload)
+        self._pub(N.EVENT, _dumps(d))
+
+    def tele(self, snap):
+        snap["mqtt_dropped"] = self.mq.dropped if self.mq is not None else 0
+        self._pub(N.TELE, _dumps(snap))
+
+    # CoAP
+    def _coap(self, method, path, payload, content_format, accept, query):
+        node = self.node
+        if path in ("/dim", "/schedule"):
+            if method != _PUT:
+                return _METHOD, b"", None
+            ack = self._coap_command(path[1:], payload)
+            if ack["ok"]:
+                code = _CHANGED
+            else:
+                code = _UNAUTHORIZED if ack["error"] in _AUTH_ERRORS else _BAD_REQUEST
+            return code, _dumps(ack), _JSON
+        if method != _GET:
+            return (_METHOD if path in ("/state", "/sensors", "/evse") else _NOT_FOUND), b"", None
+        if path == "/state":
+            body = node.state()
+        elif path == "/sensors":
+            body = node.sensors.window(False) if node.sensors is not None else {}
+        elif path == "/evse":
+            body = node.evse.status() if node.evse is not None else None
+        else:
+            return _NOT_FOUND, b"", None
+        return _CONTENT, _dumps({"v": N.SCHEMA, path[1:]: body}), _JSON
+
+    def _coap_command(self, want, payload):
+        # The body is a signed command envelope; its cmd must be the resource's.
+        try:
+            cmd = json.loads(payload).get("cmd")
+        except (ValueError, AttributeError):
+            cmd = None
+        if cmd != want:
+            return {"v": N.SCHEMA, "id": None, "ok": False, "error": N.E_MALFORMED}
+        ack = self.handle(payload)
+        self._pub(N.ACK, _dumps(ack))  # the controller sees CoAP commands too
+        return ack
+
+    def start(self, guard):
+        # guard(name, fn): the app's restart-on-failure wrapper for background tasks.
+        import asyncio
+
+        if self.mq is not None:
+            asyncio.create_task(guard("mqtt", self.mq.run))
+        if self.coap is not None:
+            asyncio.create_task(guard("coap", self.coap.run))
