@@ -34,10 +34,16 @@ def firmware() -> Path:
 MPY = firmware()
 
 
+_BUS: list = []  # the sensor chips (lanterna.simbus), started once in main()
+
+
 def _env(root: Path = MPY) -> dict[str, str]:
     from lanterna.firmware import ROMFS_NAME
 
-    return dict(os.environ, MICROPYPATH=".frozen", LANTERNA_ROMFS=str(root / ROMFS_NAME))
+    env = dict(os.environ, MICROPYPATH=".frozen", LANTERNA_ROMFS=str(root / ROMFS_NAME))
+    if _BUS:
+        env["LANTERNA_SIMBUS"] = _BUS[0].address
+    return env
 
 
 def node_args(heap: str, root: Path) -> list[str]:
@@ -94,6 +100,16 @@ def min_heap_kib(extra: tuple = (), lo: int = 16, hi: int = 160) -> int:
 
 
 def main() -> None:
+    from lanterna.simbus import SimBus
+
+    _BUS.append(SimBus().start())
+    try:
+        run()
+    finally:
+        _BUS[0].stop()
+
+
+def run() -> None:
     boot = [t for t in (time_to_failsafe() for _ in range(RUNS)) if t is not None]
     if not boot:
         sys.exit("the node did not boot in 110K")
