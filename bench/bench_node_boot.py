@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,12 +66,14 @@ def node_args(heap: str, root: Path) -> list[str]:
 def time_to_failsafe(heap: str = "110K", root: Path = MPY, extra: tuple = ()) -> float | None:
     """Seconds from spawn to the 'level ... failsafe' line; None if it never came."""
     t0 = time.perf_counter()
+    flash = tempfile.mkdtemp()  # the node's flash: nothing it writes lands in the repo
     p = subprocess.Popen(
         node_args(heap, root),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=_env(root),
+        cwd=flash,
     )
     try:
         assert p.stdout is not None
@@ -80,6 +84,7 @@ def time_to_failsafe(heap: str = "110K", root: Path = MPY, extra: tuple = ()) ->
     finally:
         p.kill()
         p.wait()
+        shutil.rmtree(flash, ignore_errors=True)
 
 
 def interpreter_start() -> float:

@@ -70,7 +70,6 @@ class Node:
         self.evaluations = 0
         self.beat = clock.mono_ms()  # the lighting loop's heartbeat (the watchdog reads it)
         self.net = None  # lamp.net.Net once connect() ran
-        self.control = None  # lamp.control.Control on a connected node
         self._saved = None
 
     def restore_lamp(self):
@@ -109,21 +108,12 @@ class Node:
         cfg = self.cfg
         if cfg["mqtt"] is None and not cfg["coap_port"]:
             return
-        from lamp.control import CONFIG_KEYS, Control, parse_key
-
-        key = parse_key(cfg["key"])
-        self.control = Control(self, config_path)
-        cmds = None
-        if key is not None:
-            from lamp.commands import Commands
-
-            cmds = Commands(cfg["node"], key, self.root + "cmdctr", self.control.apply, CONFIG_KEYS)
         from lamp.net import Net
 
-        self.net = Net(self, cfg, cmds)
+        self.net = Net(self, cfg, config_path)
 
     def state(self):
-        return self.control.state() if self.control is not None else None
+        return self.net.payload() if self.net is not None else None
 
     def _level_changed(self, level, reason):
         # One line per change of lamp level, with its local time: what a pole shows.

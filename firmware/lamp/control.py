@@ -1,30 +1,15 @@
 # What an authenticated command does to the node (lamp.commands checked who sent it and
-# its arguments), and the node's state as it reports it (docs/protocol.md). Loaded only
-# on a connected node (lamp.net); the lamp state on flash is lamp.app's.
+# its arguments). Loaded with lamp.commands for one command and dropped again (lamp.net):
+# code a node runs a few times a day need not sit in its heap.
 import json
 import os
 
-from lamp import VERSION, clock, log
+from lamp import clock, log
 from lamp import numbers as N
+from lamp.numbers import FOREVER as _FOREVER
 
 # config_set may change these, and nothing else (docs/commands.md).
 CONFIG_KEYS = ("failsafe_level", "tele_s", "log_level")
-_FOREVER = 0x7FFFFFFF  # an override without an end: until the next dim command
-
-
-def parse_key(text):
-    # The config's command key: 64 hex digits -> 32 bytes; ValueError names the key.
-    import binascii
-
-    if text is None:
-        return None
-    try:
-        key = binascii.unhexlify(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ValueError("config: key: expected 64 hex digits")
-    return key
 
 
 class Control:
@@ -129,21 +114,3 @@ class Control:
             await clock.sleep_ms(500)
         hal.set_status_led(False)
         node.wake.set()
-
-    def state(self):
-        node = self.node
-        ov = node.arbiter.override
-        plan = node.arbiter.plan
-        return {
-            "v": N.SCHEMA,
-            "ts": clock.iso(),
-            "level": node.dimmer.level,
-            "mode": node.dimmer.reason,
-            "schedule": plan.schedule.id if plan is not None else None,
-            "override": None
-            if ov is None
-            else {"level": ov[0], "until": None if ov[1] == _FOREVER else clock.iso(ov[1])},
-            "fw": VERSION,
-            "clock": clock.source() if clock.valid() else None,
-            "faults": node.faults.status(),
-        }

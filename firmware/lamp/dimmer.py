@@ -7,7 +7,6 @@ except ImportError:  # CPython imports this module for cie_duty only
     asyncio = None  # type: ignore[assignment]
 from array import array
 
-from lamp.config import ConfigError, checked
 from lamp.hal.base import DUTY_MAX
 
 try:
@@ -36,6 +35,8 @@ SPEC = {
 
 
 def config(values=None):
+    from lamp.config import ConfigError, checked  # at boot only: unloaded after
+
     cfg = checked("dimmer", SPEC, values)
     if cfg["max_level"] < cfg["min_level"]:
         raise ConfigError("dimmer: max_level: below min_level %d" % cfg["min_level"])

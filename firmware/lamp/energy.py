@@ -6,7 +6,6 @@ import json
 import os
 
 from lamp import clock, log
-from lamp.config import ConfigError, checked
 
 try:
     from micropython import const
@@ -33,6 +32,8 @@ SPEC = {
 
 
 def config(values=None, board=None):
+    from lamp.config import ConfigError, checked  # at boot only: unloaded after
+
     cfg = checked("energy", SPEC, values)
     if cfg["energy_source"] == "s0" and board is not None and not board.get("s0"):
         raise ConfigError("energy: energy_source: s0, but board %s has no s0 input" % board["name"])

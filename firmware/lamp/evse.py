@@ -10,7 +10,6 @@
 # keeps the highest (or samples on the rising edge from a Pin IRQ for the 5 % duty of
 # digital communication, whose high level lasts only 50 us).
 from lamp import clock
-from lamp.config import checked
 
 try:
     from micropython import const
@@ -50,6 +49,8 @@ class Evse:
         # "ev_session_stop".
         self.hal = hal
         self.on_event = on_event
+        from lamp.config import checked  # at boot only: unloaded after
+
         self.cfg = checked("evse", SPEC, cfg)
         # A board without a pilot input has no charge point: the component is absent.
         self.present = hal.cp_mv() is not None

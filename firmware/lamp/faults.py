@@ -3,7 +3,6 @@
 # samples and reported once when it becomes active and once when it clears.
 # docs/energy.md has the definitions.
 from lamp import clock
-from lamp.config import checked
 
 try:
     from micropython import const
@@ -36,6 +35,8 @@ class Faults:
         # on_event(name, active, detail); output: a callable giving the light output in
         # 1/10000 (Dimmer.output), by default derived from the relay and the PWM duty.
         self.hal = hal
+        from lamp.config import checked  # at boot only: unloaded after
+
         self.cfg = checked("faults", SPEC, cfg)
         self.on_event = on_event
         self.output = output or self._duty_output

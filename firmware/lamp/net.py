@@ -5,9 +5,8 @@
 # and never reboots the node (the outbox keeps what it can and counts what it drops).
 import json
 
-from lamp import clock, log
+from lamp import VERSION, clock, unload
 from lamp import numbers as N
-from lamp.config import checked
 
 # mqtt section of the node config; host and credentials come from provisioning (no
 # defaults: an empty value is refused when the section is present).
@@ -39,20 +38,39 @@ _AUTH_ERRORS = (N.E_BAD_MAC, N.E_REPLAY, N.E_WRONG_NODE)
 
 
 def _dumps(obj):
-    return json.dumps(obj).encode()
+    return json.dumps(obj)  # str: the MQTT client sends it as it is, no bytes copy
+
+
+def parse_key(text):
+    # The config's command key: 64 hex digits -> 32 bytes; ValueError names the key.
+    import binascii
+
+    if text is None:
+        return None
+    try:
+        key = binascii.unhexlify(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValueError("config: key: expected 64 hex digits")
+    return key
 
 
 class Net:
-    def __init__(self, node, cfg, commands):
-        # commands: a lamp.commands.Commands, or None without a command key (every
-        # command is then refused with bad_mac: there is nothing to verify it against).
+    def __init__(self, node, cfg, config_path=None):
+        # Without a command key (config "key") every command is refused with bad_mac:
+        # there is nothing to verify it against.
         self.node = node
-        self.cmds = commands
+        self.node_id = cfg["node"]
+        self.key = parse_key(cfg["key"])
+        self.config_path = config_path
         self.mq = None
         self.coap = None
         self.base = ""  # the topic prefix of this node, "prefix/site/node/"
         m = cfg["mqtt"]
         if m is not None:
+            from lamp.config import checked  # at boot only: unloaded after
+
             m = checked("mqtt", SPEC, m)
             from lamp.mqtt import MQTTClient
 
@@ -91,15 +109,50 @@ class Net:
             self._pub(N.ACK, _dumps(self.handle(payload)))
 
     def handle(self, raw):
-        if self.cmds is None:
-            return {"v": N.SCHEMA, "id": None, "ok": False, "error": N.E_BAD_MAC}
-        ack = self.cmds.handle(raw)
-        if not ack["ok"]:
-            log.warn("cmd", "refused: %s", ack["error"])
+        # One command: the handler (lamp.commands, with its counter on flash) and what
+        # applies it (lamp.control) are loaded for it and dropped after.
+        if self.key is None:
+            return {
+                "v": N.SCHEMA,
+                "id": None,
+                "node": self.node_id,
+                "ok": False,
+                "error": N.E_BAD_MAC,
+                "detail": "no command key on this node",
+            }
+        from lamp.commands import Commands
+        from lamp.control import CONFIG_KEYS, Control
+
+        apply = Control(self.node, self.config_path).apply
+        ack = Commands(
+            self.node_id, self.key, self.node.root + "cmdctr", apply, CONFIG_KEYS
+        ).handle(raw)
+        del Commands, Control, apply
+        unload("commands")
+        unload("control")
         return ack
 
     def state(self):
-        self._pub(N.STATE, _dumps(self.node.state()), True)
+        self._pub(N.STATE, _dumps(self.payload()), True)
+
+    def payload(self):
+        # The state topic's payload (schema state): what the lamp does and why.
+        node = self.node
+        ov = node.arbiter.override
+        plan = node.arbiter.plan
+        return {
+            "v": N.SCHEMA,
+            "ts": clock.iso(),
+            "level": node.dimmer.level,
+            "mode": node.dimmer.reason,
+            "schedule": plan.schedule.id if plan is not None else None,
+            "override": None
+            if ov is None
+            else {"level": ov[0], "until": None if ov[1] == N.FOREVER else clock.iso(ov[1])},
+            "fw": VERSION,
+            "clock": clock.source() if clock.valid() else None,
+            "faults": node.faults.status(),
+        }
 
     def event(self, name, payload):
         d = {"v": N.SCHEMA, "ts": clock.iso(), "event": name}
@@ -125,7 +178,7 @@ class Net:
         if method != _GET:
             return (_METHOD if path in ("/state", "/sensors", "/evse") else _NOT_FOUND), b"", None
         if path == "/state":
-            body = node.state()
+            body = self.payload()
         elif path == "/sensors":
             body = node.sensors.window(False) if node.sensors is not None else {}
         elif path == "/evse":

@@ -35,3 +35,7 @@ ERRORS = (E_MALFORMED, E_BAD_MAC, E_REPLAY, E_WRONG_NODE, E_UNKNOWN, E_BAD_ARGS,
 
 def topic(prefix, site, node, leaf):
     return "%s/%s/%s/%s" % (prefix, site, node, leaf)
+
+
+# A dim override's end when it has none: until the next dim command (2038-01-19).
+FOREVER = 0x7FFFFFFF

@@ -53,7 +53,7 @@ def boot(argv):
         return 1
     # The board checker runs once; its code need not stay in RAM.
     unload("board")
-    unload("config")  # the dimmer, energy and faults keep the checker they imported
+    unload("config")
     gc.collect()
     start = int(opts["start"]) if opts["start"] else None
     clock.setup(warp=int(opts["warp"]), start=start)
@@ -100,4 +100,5 @@ def boot(argv):
         except (OSError, ValueError, MemoryError) as e:
             # Refused: the node keeps the schedule it had.
             print("error: %s: %s" % (opts["schedule"], e), file=sys.stderr)
+    unload("config")  # every section is checked: the checker goes until a config_set
     return node

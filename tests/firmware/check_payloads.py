@@ -15,21 +15,17 @@ T0 = 1795624200  # 2026-11-25T16:30:00Z
 async def publish_everything():
     from lamp import config
 
-    cfg = config.build({"log_level": "error", "node": "gw-001", "site": "greenwich"})
+    key = "%064x" % int.from_bytes(bytes(range(32)), "big")  # the CPython side signs with it
+    cfg = config.build({"log_level": "error", "node": "gw-001", "site": "greenwich", "key": key})
     del config
     unload("config")
     clock.setup(start=T0, manual=True)
     root = os.getenv("PAYLOAD_ROOT") + "/"
     node = app.Node(sim_hal(devices=True), cfg, root=root)
     node.setup_site()
-    from lamp.commands import Commands
-    from lamp.control import CONFIG_KEYS, Control
     from lamp.net import Net
 
-    node.control = Control(node)
-    key = bytes(range(32))  # the test's key: the CPython side signs with the same
-    cmds = Commands("gw-001", key, root + "cmdctr", node.control.apply, CONFIG_KEYS)
-    net = Net(node, cfg, cmds)
+    net = Net(node, cfg)
     out = []
 
     def capture(leaf, payload, retain=False):

@@ -4,7 +4,6 @@
 # recovers. A failing or missing sensor never stops the lamp or the other sensors: each
 # poll is caught on its own, and a sensor that failed to start is retried with backoff.
 from lamp import clock, log
-from lamp.config import checked
 
 SPEC = {
     "poll_s": (5, 1, 3600),  # how often each sensor is read
@@ -96,6 +95,8 @@ class Sensors:
         # drivers: {name: driver instance} (see lamp.sensors for the driver contract), or
         # a hal: the drivers for the sensors its board names (narrowed by cfg "fitted");
         # on_event(name, active, detail) as lamp.faults reports its faults.
+        from lamp.config import checked  # at boot only: unloaded after
+
         self.cfg = c = checked("sensors", SPEC, cfg)
         self.on_event = on_event
         if not isinstance(drivers, dict):
