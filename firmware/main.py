@@ -15,7 +15,6 @@ gc.threshold(8192)
 from asyncio import StreamReader, wait_for_ms  # noqa: F401 -- asyncio imports these lazily
 
 import lamp.app  # noqa: F401
-import lamp.ntp  # noqa: F401
 import lamp.schedule  # noqa: F401
 
 if sys.platform == "esp32":

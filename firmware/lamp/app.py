@@ -271,17 +271,21 @@ class Node:
 
     async def _keep_time(self, servers):
         # NTP at start, then hourly; on failure retry after 30 s, doubling up to an hour
-        # (one retry shape, STYLE.md).
-        from lamp import ntp
+        # (one retry shape, STYLE.md). The client is loaded for each sync only.
+        from lamp import unload
 
         retry = 30
         while True:
+            from lamp import ntp
+
             try:
                 await ntp.sync(servers)
                 retry, pause = 30, 3600
             except ntp.NtpError as e:
                 log.warn("clock", "ntp: %s", e)
                 pause, retry = retry, min(retry * 2, 3600)
+            del ntp
+            unload("ntp")
             await clock.sleep_ms(pause * 1000)
 
     async def _guard(self, name, fn, *args):

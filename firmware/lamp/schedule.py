@@ -5,7 +5,7 @@
 # rebooted after dusk stays dark until the next day). Pure logic: the controller imports
 # this module under CPython to preview exactly what the poles will do. Format:
 # docs/schedules.md.
-from lamp import astro, clock
+from lamp import clock, unload
 
 VERSION = 1
 ANCHORS = ("clock", "sunset", "sunrise", "dusk", "dawn")  # index = step kind
@@ -80,6 +80,8 @@ class Plan:
         return (local - _NOON) // _DAY
 
     def _sun(self, day, kind):
+        from lamp import astro  # once a night: night() drops it again
+
         y, m, d = clock.civil(day * _DAY)[:3]
         elev = _CIVIL if kind in (_DUSK, _DAWN) else _HORIZON
         status, rise, sset = astro.sun(y, m, d, self.lat, self.lon, elev)
@@ -111,6 +113,7 @@ class Plan:
             name = self.schedule.profile_for(day)
             steps = self.schedule.profiles[name]
             out = [(self._instant(day, k, v), i, lvl) for i, (k, v, lvl) in enumerate(steps)]
+            unload("astro")  # the sun maths run a few times a night: not resident
             out.sort()
             got = (name, tuple(out))
             if len(self._nights) >= 4:
