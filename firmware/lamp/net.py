@@ -120,6 +120,17 @@ class Net:
                 "error": N.E_BAD_MAC,
                 "detail": "no command key on this node",
             }
+        if not raw or raw[0] != 0x7B and raw[:1] != "{":
+            # Not even a JSON object: answered without loading the handler (a flood of
+            # garbage on the cmd topic costs the node next to nothing).
+            return {
+                "v": N.SCHEMA,
+                "id": None,
+                "node": self.node_id,
+                "ok": False,
+                "error": N.E_MALFORMED,
+                "detail": "not a JSON object",
+            }
         from lamp.commands import Commands
         from lamp.control import CONFIG_KEYS, Control
 
@@ -130,6 +141,7 @@ class Net:
         del Commands, Control, apply
         unload("commands")
         unload("control")
+        unload("config")  # the argument checker (and config_set's) came with them
         return ack
 
     def state(self):

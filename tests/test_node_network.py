@@ -1,0 +1,230 @@
+"""A connected virtual node end to end: its CoAP server read by aiocoap and libcoap's
+coap-client, a signed schedule larger than one block PUT by both; 10,000 garbage and
+mutated datagrams and 10,000 malformed command payloads on its MQTT cmd topic leave it
+running, at its lamp level, with no heap growth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import socket
+import subprocess
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from mosquitto import free_port
+
+from lanterna import protocol
+from lanterna.fleet_sim import District, prepare
+
+COAP_CLIENT = shutil.which("coap-client-notls") or "/usr/bin/coap-client-notls"
+NODE = "greenwich-001"
+TOPIC = f"lanterna/v1/greenwich/{NODE}/"
+
+
+def big_schedule(sid: str) -> dict:
+    # ~2.5 KB of JSON: a profile per weekday with many steps, so it needs several blocks
+    steps = [
+        {"at": f"{h:02d}:{m:02d}", "level": (h * 7 + m) % 101}
+        for h in range(18, 24)
+        for m in (0, 20, 40)
+    ]
+    return {
+        "version": 1,
+        "id": sid,
+        "profiles": {f"p{i}": steps for i in range(4)},
+        "calendar": [{"profile": "p0"}],
+    }
+
+
+class Watch:
+    def __init__(self, broker) -> None:
+        self.msgs: list[tuple[str, bytes]] = []
+        self.cond = threading.Condition()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.c.username_pw_set("controller", broker.users["controller"])
+        self.c.on_message = self._on
+        self.c.connect("127.0.0.1", broker.port)
+        self.c.subscribe(TOPIC + "#", qos=1)
+        self.c.loop_start()
+
+    def _on(self, _c, _u, m) -> None:
+        with self.cond:
+            self.msgs.append((m.topic, m.payload))
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout: float = 30.0, what: str = ""):
+        with self.cond:
+            if not self.cond.wait_for(lambda: pred(self.msgs), timeout):
+                raise AssertionError(f"not seen in {timeout}s: {what}")
+            return list(self.msgs)
+
+    def leaf(self, leaf: str) -> list[dict]:
+        with self.cond:
+            return [json.loads(p) for t, p in self.msgs if t == TOPIC + leaf]
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.fixture
+def node(mosquitto, tmp_path):
+    base = free_port() - 1
+    nodes = prepare(
+        tmp_path / "state", 1, "greenwich", mosquitto.url, coap_base_port=base, tele_s=10
+    )
+    creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
+    mosquitto.users[NODE] = creds[NODE]["password"]
+    mosquitto.add_user("controller", mosquitto.users["controller"])
+    watch = Watch(mosquitto)
+    d = District(nodes, warp=6, board="sim-s3")
+    d.start()
+    try:
+        watch.wait(lambda m: (TOPIC + "status", b"online") in m, what="online")
+        yield nodes[0].coap_port, bytes.fromhex(creds[NODE]["key"]), watch, d
+    finally:
+        d.stop()
+        watch.stop()
+
+
+def coap(port: int, *requests):
+    import aiocoap
+
+    async def go():
+        ctx = await aiocoap.Context.create_client_context()
+        try:
+            out = []
+            for code, path, payload in requests:
+                msg = aiocoap.Message(
+                    code=code, uri=f"coap://127.0.0.1:{port}{path}", payload=payload
+                )
+                out.append(await asyncio.wait_for(ctx.request(msg).response, 15))
+            return out
+        finally:
+            await ctx.shutdown()
+
+    return asyncio.run(go())
+
+
+def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_path):
+    from aiocoap import GET, PUT
+
+    port, key, watch, _ = node
+    core, state = coap(port, (GET, "/.well-known/core", b""), (GET, "/state", b""))
+    assert b"</state>" in core.payload and b"</schedule>" in core.payload
+    assert json.loads(state.payload)["state"]["fw"]
+    out = subprocess.run(
+        [COAP_CLIENT, "-B", "5", "-m", "get", f"coap://127.0.0.1:{port}/state"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    ).stdout
+    assert json.loads(out[out.index("{") :])["v"] == 1
+
+    first = protocol.encode(
+        protocol.sign(key, NODE, "schedule", {"schedule": big_schedule("a")}, 1)
+    )
+    assert len(first) > 2048  # several 1 KB blocks, many 64-byte ones
+    (r,) = coap(port, (PUT, "/schedule", first))
+    assert r.code.dotted == "2.04", r.payload
+    assert json.loads(r.payload)["result"] == {"schedule": "a"}
+
+    second = protocol.encode(
+        protocol.sign(key, NODE, "schedule", {"schedule": big_schedule("b")}, 2)
+    )
+    f = tmp_path / "cmd.json"
+    f.write_bytes(second)
+    out = subprocess.run(
+        [
+            COAP_CLIENT,
+            "-B",
+            "5",
+            "-b",
+            "64",
+            "-m",
+            "put",
+            "-f",
+            str(f),
+            f"coap://127.0.0.1:{port}/schedule",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert json.loads(out[out.index("{") :])["ok"] is True, out
+    # the same signed command again: a replay, refused with 4.01 and changing nothing
+    (again,) = coap(port, (PUT, "/schedule", first))
+    assert again.code.dotted == "4.01" and json.loads(again.payload)["error"] == "replay"
+    (state,) = coap(port, (GET, "/state", b""))
+    assert json.loads(state.payload)["state"]["schedule"] == "b"
+    acks = watch.wait(lambda m: sum(t == TOPIC + "ack" for t, _ in m) >= 3, what="3 acks")
+    assert acks
+
+
+def _heap_free(watch, after: int) -> list[int]:
+    return [t["heap_free"] for t in watch.leaf("tele")[after:]]
+
+
+def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
+    from aiocoap import GET
+
+    port, key, watch, district = node
+    good = protocol.encode(protocol.sign(key, NODE, "dim", {"level": 60}, 1))
+    watch.c.publish(TOPIC + "cmd", good, qos=1)
+    watch.wait(
+        lambda m: any(t == TOPIC + "state" and b'"level": 60' in p for t, p in m), what="level 60"
+    )
+    rng = random.Random(7)
+    get_state = bytes.fromhex("40010001") + b"\xb5state"  # CON GET /state
+    put_schedule = bytes.fromhex("40030002") + b"\xb8schedule\xff" + good[:900]
+    valid = [get_state, put_schedule]
+
+    def flood(n: int, ctr: int) -> None:
+        # n datagrams (random, or valid requests with bytes changed) to the CoAP port and
+        # n payloads (random, or the signed dim with bytes changed) to the cmd topic, then
+        # a signed marker command whose answer says the node has read them all.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(n):
+                if i % 2:
+                    d = bytearray(rng.choice(valid))
+                    for _ in range(rng.randint(1, 4)):
+                        d[rng.randrange(len(d))] = rng.randrange(256)
+                    data = bytes(d)
+                else:
+                    data = rng.randbytes(rng.randint(0, 80))
+                s.sendto(data, ("127.0.0.1", port))
+        for i in range(n):
+            if i % 2:
+                d = bytearray(good)
+                for _ in range(rng.randint(1, 6)):
+                    d[rng.randrange(len(d))] = rng.randrange(32, 127)
+                payload = bytes(d)
+            else:
+                payload = rng.randbytes(rng.randint(0, 120))
+            watch.c.publish(TOPIC + "cmd", payload, qos=0)
+        marker = protocol.sign(key, NODE, "config_set", {"key": "tele_s", "value": 10}, ctr)
+        watch.c.publish(TOPIC + "cmd", protocol.encode(marker), qos=1)
+        watch.wait(
+            lambda m: any(t == TOPIC + "ack" and marker["id"].encode() in p for t, p in m),
+            timeout=120,
+            what="the node still answering after the flood",
+        )
+
+    def settled_heap() -> int:
+        n = len(watch.leaf("tele"))
+        watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _ in m) >= n + 3, what="tele")
+        return min(_heap_free(watch, n))
+
+    flood(300, 2)  # warm-up: bounded caches (CoAP deduplication, outbox) fill once
+    before = settled_heap()
+    flood(10000, 3)
+    (state,) = coap(port, (GET, "/state", b""))
+    assert json.loads(state.payload)["state"]["level"] == 60
+    assert district.alive() == 1
+    after = settled_heap()
+    assert after >= before - 1024, (before, after)
+    assert watch.leaf("state")[-1]["level"] == 60  # no state change since the dim
