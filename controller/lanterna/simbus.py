@@ -112,6 +112,13 @@ class SimBus:
             if not self._joined.wait_for(lambda: len(self.nodes) >= n, timeout):
                 raise TimeoutError(f"{len(self.nodes)} of {n} nodes reached the bus")
 
+    def wait_time(self, dev: Devices, t: int, timeout: float = 30.0) -> None:
+        """Until the node behind `dev` has reached UTC second `t` of its own clock (its
+        requests carry it); TimeoutError after `timeout` real seconds."""
+        with self._joined:
+            if not self._joined.wait_for(lambda: dev.t >= t, timeout):
+                raise TimeoutError(f"node clock at {dev.t}, waited for {t}")
+
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
@@ -150,7 +157,10 @@ class SimBus:
                 elif dev is None:
                     status, body = _EIO, b""
                 else:
-                    dev.t = t
+                    if t != dev.t:  # the models' clock first, then the transaction
+                        with self._joined:
+                            dev.t = t
+                            self._joined.notify_all()
                     with self._lock:
                         status, body = dev.serve(op, arg, n, data)
                 conn.sendall(struct.pack(">BH", status, len(body)) + body)
