@@ -6,7 +6,7 @@ import os
 import random
 from binascii import crc32, hexlify
 
-from fw import raises
+from fw import RUN, cleanup, fresh, raises
 from lamp.commands import (
     MAX_BYTES,
     CommandError,
@@ -31,26 +31,14 @@ OTHER_KEY = bytes(range(1, 33))
 NODE = "gr-0042"
 CONFIG_KEYS = ("tele_s", "log_level")
 
-# A file of our own under /tmp (see test_energy.py: concurrent runs, no getpid).
-_RUN = random.getrandbits(30)
-
 
 def _fresh(name):
-    path = "/tmp/lanterna-test-%d-cmd-%s" % (_RUN, name)
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    return path
+    return fresh("cmd-" + name)
 
 
 def _cleanup():
     # Called at the end of each test that made files (a failing test leaves them to read).
-    prefix = "lanterna-test-%d-cmd-" % _RUN
-    for name in os.listdir("/tmp"):
-        if name.startswith(prefix):
-            os.remove("/tmp/" + name)
+    cleanup("cmd-")
 
 
 def _read(path):
@@ -188,7 +176,7 @@ def test_accepted_command_saves_the_counter_before_apply_and_acks_the_result():
     assert ack == {"v": SCHEMA, "id": "c-7", "node": NODE, "ok": True, "result": {"level": 40}}
     assert node.calls == [("dim", {"level": 40, "fade_s": 30, "until_s": 0})]
     assert node.cmds.last == 7 and node.cmds.status()["accepted"] == 1
-    assert "lanterna-test-%d-cmd-accept.tmp" % _RUN not in os.listdir("/tmp")
+    assert "lanterna-test-%d-cmd-accept.tmp" % RUN not in os.listdir("/tmp")
     # A new instance (a reboot) reads it back.
     again = Commands(NODE, KEY, node.path, node.apply)
     assert again.last == 7
@@ -295,7 +283,7 @@ def test_every_rejection_changes_nothing_and_names_its_error():
                 assert word not in ack["detail"], what
         assert node.calls == [] and node.cmds.last == 5, what
         assert _read(node.path) == before, what
-        assert "lanterna-test-%d-cmd-reject.tmp" % _RUN not in os.listdir("/tmp"), what
+        assert "lanterna-test-%d-cmd-reject.tmp" % RUN not in os.listdir("/tmp"), what
     assert node.cmds.status()["rejected"] == len(_rejections())
     # ...and the next counter is still free.
     assert node.cmds.handle(_raw(_env(6)))["ok"] is True
@@ -402,7 +390,7 @@ def test_handle_never_raises():
 
 def test_counter_that_cannot_be_saved_applies_nothing():
     node = Node("nosave")
-    node.cmds.path = "/tmp/lanterna-no-such-dir-%d/ctr" % _RUN
+    node.cmds.path = "/tmp/lanterna-no-such-dir-%d/ctr" % RUN
     ack = node.cmds.handle(_raw(_env(1)))
     assert ack["error"] == E_FAILED and ack["detail"].startswith("cannot save counter")
     assert node.calls == [] and node.cmds.last == 0

@@ -1,9 +1,8 @@
 # Burn hours and kWh from the power model or an S0 meter, persisted across reboots.
 import asyncio
 import os
-import random
 
-from fw import raises, sim_hal
+from fw import fresh, raises, sim_hal
 from lamp import clock
 from lamp.dimmer import Dimmer, cie_steps
 from lamp.energy import Energy, model_mw
@@ -11,19 +10,8 @@ from lamp.energy import Energy, model_mw
 _START = 1795600000
 
 
-# A file of our own under /tmp: the test's cwd is the source tree, and other runs of the
-# suite may be going on at the same time (MicroPython's os has no getpid).
-_RUN = random.getrandbits(30)
-
-
 def _fresh(name):
-    path = "/tmp/lanterna-test-%d-%s.json" % (_RUN, name)
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    return path
+    return fresh(name + ".json")
 
 
 def _node(name, dcfg=None, **ecfg):
