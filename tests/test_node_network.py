@@ -47,8 +47,10 @@ class Watch:
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.c.username_pw_set("controller", broker.users["controller"])
         self.c.on_message = self._on
+        # (re)subscribe on every connect: paho reconnects by itself after a broker restart
+        self.c.on_connect = lambda c, *_: c.subscribe(TOPIC + "#", qos=1)
+        self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect("127.0.0.1", broker.port)
-        self.c.subscribe(TOPIC + "#", qos=1)
         self.c.loop_start()
 
     def _on(self, _c, _u, m) -> None:
@@ -72,11 +74,20 @@ class Watch:
 
 
 @pytest.fixture
-def node(mosquitto, tmp_path):
+def outbox_count():
+    return 64
+
+
+@pytest.fixture
+def node(mosquitto, tmp_path, outbox_count):
     base = free_port() - 1
     nodes = prepare(
         tmp_path / "state", 1, "greenwich", mosquitto.url, coap_base_port=base, tele_s=10
     )
+    cfg_path = nodes[0].dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["mqtt"]["outbox_count"] = outbox_count
+    cfg_path.write_text(json.dumps(cfg))
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
     mosquitto.users[NODE] = creds[NODE]["password"]
     mosquitto.add_user("controller", mosquitto.users["controller"])
@@ -85,7 +96,7 @@ def node(mosquitto, tmp_path):
     d.start()
     try:
         watch.wait(lambda m: (TOPIC + "status", b"online") in m, what="online")
-        yield nodes[0].coap_port, bytes.fromhex(creds[NODE]["key"]), watch, d
+        yield nodes[0].coap_port, bytes.fromhex(creds[NODE]["key"]), watch, d, mosquitto
     finally:
         d.stop()
         watch.stop()
@@ -113,7 +124,7 @@ def coap(port: int, *requests):
 def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_path):
     from aiocoap import GET, PUT
 
-    port, key, watch, _ = node
+    port, key, watch, _, _ = node
     core, state = coap(port, (GET, "/.well-known/core", b""), (GET, "/state", b""))
     assert b"</state>" in core.payload and b"</schedule>" in core.payload
     assert json.loads(state.payload)["state"]["fw"]
@@ -172,7 +183,7 @@ def _heap_free(watch, after: int) -> list[int]:
 def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     from aiocoap import GET
 
-    port, key, watch, district = node
+    port, key, watch, district, _ = node
     good = protocol.encode(protocol.sign(key, NODE, "dim", {"level": 60}, 1))
     watch.c.publish(TOPIC + "cmd", good, qos=1)
     watch.wait(
@@ -228,3 +239,39 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     after = settled_heap()
     assert after >= before - 1024, (before, after)
     assert watch.leaf("state")[-1]["level"] == 60  # no state change since the dim
+
+
+@pytest.mark.parametrize("outbox_count", [8])
+def test_a_broker_outage_is_bridged_by_the_outbox_and_what_did_not_fit_is_counted(node):
+    _, _, watch, district, broker = node
+    watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _ in m) >= 2, what="telemetry")
+    dev = district.bus.node(0)
+    broker.stop()
+    down_at = dev.t  # the node's clock, as its sensor polls on the bus carry it
+    # 150 s of node time without a broker: 15 telemetry messages for an outbox of 8.
+    district.bus.wait_time(dev, down_at + 150, timeout=60)
+    broker.start()
+    up_at = dev.t
+
+    def iso_s(ts: str) -> int:
+        import calendar
+        import time
+
+        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+    def during(tele: dict) -> bool:
+        return down_at < iso_s(tele["ts"]) < up_at
+
+    watch.wait(
+        lambda m: any(t == TOPIC + "tele" and json.loads(p)["mqtt_dropped"] > 0 for t, p in m),
+        timeout=60,
+        what="a telemetry message reporting dropped messages",
+    )
+    kept = [t for t in watch.leaf("tele") if during(t)]
+    # The newest of the outage survive in the outbox (8 slots, shared with state and
+    # events); the oldest were dropped and counted.
+    assert 1 <= len(kept) <= 8, [t["ts"] for t in kept]
+    assert max(iso_s(t["ts"]) for t in kept) >= up_at - 20
+    dropped = max(t["mqtt_dropped"] for t in watch.leaf("tele"))
+    assert dropped >= 15 - 8, dropped
+    assert district.alive() == 1
