@@ -550,6 +550,77 @@ def test_unacknowledged_qos1_is_sent_again_with_dup_after_the_retry_time(fake, s
     wait_state(node, connected=1, connects=1, pending=0, sent=1)
 
 
+@pytest.mark.parametrize(
+    ("inflight", "outage", "dropped"),
+    [
+        (3, 3, 0),  # all fit: the three in flight are sent again (DUP) before the rest
+        (3, 20, 16),  # 23 for 8 slots, and "online" pushes one more out on reconnect
+    ],
+)
+def test_messages_in_flight_at_a_broker_death_then_an_outage_longer_than_the_outbox(
+    fake, spawn, inflight: int, outage: int, dropped: int
+):
+    # A node's pattern (tests/test_node_network.py): QoS 1 messages written and never
+    # acknowledged when the broker dies, an outage (a reconnect refused) with more
+    # messages than the outbox holds, then a broker that works. It must get the newest,
+    # in order; `dropped` counts exactly the rest, and later publishes drop nothing.
+    first: list[Publish] = []
+    after: list[Publish] = []
+
+    def script(conn: Conn):
+        if conn.n == 1:
+            conn.handshake()
+            first.extend(Publish.parse(*conn.expect(3)) for _ in range(inflight))
+            return None  # dies with them unacknowledged
+        if conn.n == 2:
+            conn.expect(1)
+            return None  # still down: CONNECT, then the link drops
+        conn.expect(1)
+        conn.send(b"\x20\x02\x00\x00")
+        _, body = conn.expect(8)
+        conn.send(b"\x90\x03" + body[:2] + b"\x01")
+        while True:
+            p = Publish.parse(*conn.expect(3))
+            after.append(p)
+            conn.puback(p.pid)
+            if p.topic == BASE + "report2":
+                return True
+
+    broker = fake(script)
+    node = start_node(
+        spawn,
+        broker.port,
+        inflight_n=inflight,
+        outage_n=outage,
+        later_n=5,
+        outbox=8,
+        backoff_s=1,
+    )
+    assert state(node.wait_for("INFLIGHT")) == {"pending": inflight}
+    queued = state(node.wait_for("QUEUED"))
+    total = inflight + outage
+    assert queued == {"dropped": max(0, total - 8), "pending": min(8, total)}
+    assert state(node.wait_for("REPORTED")) == {"dropped": dropped}
+    assert state(node.wait_for("LATER")) == {"dropped": dropped}
+    broker.wait(node)
+    assert [(p.payload, p.dup) for p in first] == [(b"f%d" % i, 0) for i in range(inflight)]
+    names = [b"f%d" % i for i in range(inflight)] + [b"m%d" % i for i in range(outage)]
+    kept = names[len(names) - (8 - 1) :] if dropped else names
+    assert [p.payload for p in after] == [
+        *kept,
+        b"online",
+        b"dropped=%d" % dropped,
+        *[b"l%d" % i for i in range(5)],
+        b"dropped=%d" % dropped,
+    ]
+    resent = {p.payload: p for p in after if p.payload.startswith(b"f")}
+    for p in first:  # sent again with DUP set and the packet id of the first time
+        if p.payload in resent:
+            assert (resent[p.payload].dup, resent[p.payload].pid) == (1, p.pid)
+    assert all(p.dup == 0 for p in after if not p.payload.startswith(b"f"))
+    wait_state(node, connected=1, connects=2, pending=0, dropped=dropped)
+
+
 # -- over TLS -----------------------------------------------------------------------------
 
 

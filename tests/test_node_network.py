@@ -241,37 +241,97 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     assert watch.leaf("state")[-1]["level"] == 60  # no state change since the dim
 
 
+class Keeper(Watch):
+    """A persistent session (clean_session=False) on the node's topics: the broker keeps
+    its subscription and queues its QoS 1 messages across a restart. Watch (a clean
+    session) resubscribes only once paho has reconnected: the node may be back first and
+    flush its outbox to nobody."""
+
+    def __init__(self, broker) -> None:
+        self.msgs: list[tuple[str, bytes]] = []
+        self.cond = threading.Condition()
+        subscribed = threading.Event()
+        self.c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id="outage-keeper",
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+        self.c.username_pw_set("controller", broker.users["controller"])
+        self.c.on_message = self._on
+        self.c.on_connect = lambda c, *_: c.subscribe(TOPIC + "#", qos=1)
+        self.c.on_subscribe = lambda *_: subscribed.set()
+        self.c.reconnect_delay_set(0.1, 0.5)
+        self.c.connect("127.0.0.1", broker.port)
+        self.c.loop_start()
+        assert subscribed.wait(30), "keeper did not subscribe"
+
+
+def _iso_s(ts: str) -> int:
+    import calendar
+    import time
+
+    return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _reconnected(msgs: list[tuple[str, bytes]], start: int) -> int | None:
+    # The index of on_connect's state after a reconnect: it directly follows "online"
+    # (the retained copies a new subscriber gets come first, before `start`).
+    for i in range(start, len(msgs) - 1):
+        if msgs[i] == (TOPIC + "status", b"online") and msgs[i + 1][0] == TOPIC + "state":
+            return i + 1
+    return None
+
+
 @pytest.mark.parametrize("outbox_count", [8])
 def test_a_broker_outage_is_bridged_by_the_outbox_and_what_did_not_fit_is_counted(node):
     _, _, watch, district, broker = node
     watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _ in m) >= 2, what="telemetry")
-    dev = district.bus.node(0)
-    broker.stop()
-    down_at = dev.t  # the node's clock, as its sensor polls on the bus carry it
-    # 150 s of node time without a broker: 15 telemetry messages for an outbox of 8.
-    district.bus.wait_time(dev, down_at + 150, timeout=60)
-    broker.start()
-    up_at = dev.t
+    keeper = Keeper(broker)
+    try:
+        dev = district.bus.node(0)
+        start = len(keeper.msgs)
+        broker.stop()
+        down_at = dev.t  # the node's clock, as its sensor polls on the bus carry it
+        # 150 s of node time without a broker: 15 telemetry messages for an outbox of 8.
+        district.bus.wait_time(dev, down_at + 150, timeout=60)
+        broker.start()
 
-    def iso_s(ts: str) -> int:
-        import calendar
-        import time
+        def back(m) -> bool:
+            i = _reconnected(m, start)
+            return i is not None and sum(t == TOPIC + "tele" for t, _ in m[i:]) >= 3
 
-        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
-
-    def during(tele: dict) -> bool:
-        return down_at < iso_s(tele["ts"]) < up_at
-
-    watch.wait(
-        lambda m: any(t == TOPIC + "tele" and json.loads(p)["mqtt_dropped"] > 0 for t, p in m),
-        timeout=60,
-        what="a telemetry message reporting dropped messages",
-    )
-    kept = [t for t in watch.leaf("tele") if during(t)]
-    # The newest of the outage survive in the outbox (8 slots, shared with state and
-    # events); the oldest were dropped and counted.
-    assert 1 <= len(kept) <= 8, [t["ts"] for t in kept]
-    assert max(iso_s(t["ts"]) for t in kept) >= up_at - 20
-    dropped = max(t["mqtt_dropped"] for t in watch.leaf("tele"))
-    assert dropped >= 15 - 8, dropped
+        # The node reconnects after its backoff, which may be well after the broker is
+        # back: what it published meanwhile sat in the outbox too.
+        msgs = keeper.wait(back, timeout=90, what="the node back, and telemetry after it")
+    finally:
+        keeper.stop()
+    i = _reconnected(msgs, start)
+    assert i is not None
+    up_at = _iso_s(json.loads(msgs[i][1])["ts"])  # when on_connect ran
+    tele = {}  # ts -> payload, from both observers: the watcher saw before the outage
+    for t, p in watch.msgs + msgs:
+        if t == TOPIC + "tele":
+            d = json.loads(p)
+            tele[_iso_s(d["ts"])] = d
+    seen = sorted(tele)
+    after = [tele[ts]["mqtt_dropped"] for ts in seen if ts > up_at]
+    # The outage is the one gap in what arrived: it starts at the last telemetry the
+    # broker took (down_at, from the bus, may lag the node's clock by a poll).
+    upto = [ts for ts in seen if ts <= up_at]
+    gap = max(range(1, len(upto)), key=lambda k: upto[k] - upto[k - 1])
+    before, kept = upto[gap - 1], upto[gap:]
+    assert before <= down_at + 10 < kept[0], (down_at, before, kept)
+    # The newest of the outage (up to the reconnect) survive in the outbox, in order and
+    # without a gap (8 slots, shared with the "online" and state of on_connect).
+    assert 1 <= len(kept) <= 8, kept
+    assert kept[-1] > up_at - 20, (kept, up_at)
+    assert all(b - a == 10 for a, b in zip(kept, kept[1:], strict=False)), kept
+    # The oldest were dropped and counted: exactly the telemetry missing between the last
+    # before the outage and the first kept, plus what on_connect pushed out (up to 2).
+    missing = (kept[0] - before) // 10 - 1
+    assert missing >= 15 - 8, (before, kept)
+    assert missing <= after[0] <= missing + 2, (missing, after)
+    # Once back, nothing more is dropped.
+    assert after == [after[0]] * len(after), after
     assert district.alive() == 1

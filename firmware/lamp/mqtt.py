@@ -285,9 +285,11 @@ class MQTTClient:
                 m[0] = self._next_pid()
             b[8] = m[0] >> 8
             b[9] = m[0] & 0xFF
-            await self._send(memoryview(b)[:n], topic, memoryview(b)[8:10], payload)
+            # Marked in flight before the write: _send may yield (drain), and a PUBACK
+            # read meanwhile must find the message waiting for it, not one never sent.
             m[1] = flags | _DUP  # any later copy is a re-delivery (sec. 3.3.1.1)
             m[4] = _ticks()
+            await self._send(memoryview(b)[:n], topic, memoryview(b)[8:10], payload)
         else:
             await self._send(memoryview(b)[:n], topic, payload)
             self._forget(m)

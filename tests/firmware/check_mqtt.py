@@ -63,9 +63,15 @@ def _state(c):
 
 
 async def _node():
+    # MQTT_INFLIGHT_N: once first connected (outbox empty), publish that many QoS 1
+    # messages f0.. on tele (a broker that does not PUBACK leaves them in flight).
     # MQTT_OUTAGE_N: when the link first goes down, publish that many QoS 1 messages
     # m0.. on tele; once back and the outbox is empty, publish "dropped=N" on report.
+    # MQTT_LATER_N: after that, that many more (l0.. on later), each once the outbox is
+    # empty, then "dropped=N" on report2.
+    inflight = _env("MQTT_INFLIGHT_N", 0)
     outage = _env("MQTT_OUTAGE_N", 0)
+    later = _env("MQTT_LATER_N", 0)
     stop = asyncio.Event()
     c = None
 
@@ -89,7 +95,12 @@ async def _node():
         if line != last:
             print(line)
             last = line
-        if outage and phase == 0 and c.stats["connects"] == 1 and not c.connected:
+        if inflight and phase == 0 and c.connected and c.pending == 0:
+            for i in range(inflight):
+                c.publish(base + "tele", "f%d" % i, qos=1)
+            print("INFLIGHT pending=%d" % c.pending)
+            inflight = 0
+        elif outage and phase == 0 and c.stats["connects"] == 1 and not c.connected:
             for i in range(outage):
                 c.publish(base + "tele", "m%d" % i, qos=1)
             print("QUEUED dropped=%d pending=%d" % (c.dropped, c.pending))
@@ -98,6 +109,13 @@ async def _node():
             c.publish(base + "report", "dropped=%d" % c.dropped, qos=1)
             print("REPORTED dropped=%d" % c.dropped)
             phase = 2
+        elif phase == 2 and later and c.connected and c.pending == 0:
+            n = _env("MQTT_LATER_N", 0) - later
+            c.publish(base + "later", "l%d" % n, qos=1)
+            later -= 1
+            if not later:
+                c.publish(base + "report2", "dropped=%d" % c.dropped, qos=1)
+                print("LATER dropped=%d" % c.dropped)
         await asyncio.sleep_ms(10)
     await c.disconnect()
     await task  # run() returns after disconnect()
