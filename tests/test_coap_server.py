@@ -7,11 +7,9 @@ under the node's heap budget; every test starts one and the spawn fixture stops 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
-import shutil
 import socket
 import struct
 import subprocess
@@ -19,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from coapclient import COAP_CLIENT, aiocoap_run
 from mpharness import firmware_command
 
 CHECK = Path(__file__).parent / "firmware" / "check_coap.py"
 BIG = bytes((i * 7) % 251 for i in range(3000))  # check_coap.big()
 UPLOAD = bytes(random.Random(7).getrandbits(8) for _ in range(3000))
-COAP_CLIENT = shutil.which("coap-client-notls") or "/usr/bin/coap-client-notls"
 TIMEOUT = 5.0
 
 
@@ -145,27 +143,6 @@ def udp():
     yield make
     for s in socks:
         s.close()
-
-
-def aiocoap_run(port: int, *requests: tuple) -> list:
-    """Send (code, path, payload) requests one after the other with one aiocoap client
-    context -> the responses (block-wise transfers are done by aiocoap)."""
-    import aiocoap
-
-    async def go():
-        ctx = await aiocoap.Context.create_client_context()
-        try:
-            out = []
-            for code, path, payload in requests:
-                msg = aiocoap.Message(
-                    code=code, uri=f"coap://127.0.0.1:{port}{path}", payload=payload
-                )
-                out.append(await asyncio.wait_for(ctx.request(msg).response, 15))
-            return out
-        finally:
-            await ctx.shutdown()
-
-    return asyncio.run(go())
 
 
 def test_aiocoap_reads_link_format_and_state(server):

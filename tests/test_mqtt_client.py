@@ -22,8 +22,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from mosquitto import BINARY, free_port
 
+from mosquitto import BINARY, free_port
 from mpharness import firmware_command, run_firmware
 
 CHECK = Path(__file__).parent / "firmware" / "check_mqtt.py"

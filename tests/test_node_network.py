@@ -5,22 +5,20 @@ running, at its lamp level, with no heap growth."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import shutil
 import socket
 import subprocess
 import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-from mosquitto import free_port
 
+from coapclient import COAP_CLIENT, aiocoap_run
 from lanterna import protocol
 from lanterna.fleet_sim import District, prepare
+from mosquitto import free_port
 
-COAP_CLIENT = shutil.which("coap-client-notls") or "/usr/bin/coap-client-notls"
 NODE = "greenwich-001"
 TOPIC = f"lanterna/v1/greenwich/{NODE}/"
 
@@ -102,30 +100,11 @@ def node(mosquitto, tmp_path, outbox_count):
         watch.stop()
 
 
-def coap(port: int, *requests):
-    import aiocoap
-
-    async def go():
-        ctx = await aiocoap.Context.create_client_context()
-        try:
-            out = []
-            for code, path, payload in requests:
-                msg = aiocoap.Message(
-                    code=code, uri=f"coap://127.0.0.1:{port}{path}", payload=payload
-                )
-                out.append(await asyncio.wait_for(ctx.request(msg).response, 15))
-            return out
-        finally:
-            await ctx.shutdown()
-
-    return asyncio.run(go())
-
-
 def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_path):
     from aiocoap import GET, PUT
 
     port, key, watch, _, _ = node
-    core, state = coap(port, (GET, "/.well-known/core", b""), (GET, "/state", b""))
+    core, state = aiocoap_run(port, (GET, "/.well-known/core", b""), (GET, "/state", b""))
     assert b"</state>" in core.payload and b"</schedule>" in core.payload
     assert json.loads(state.payload)["state"]["fw"]
     out = subprocess.run(
@@ -140,7 +119,7 @@ def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_
         protocol.sign(key, NODE, "schedule", {"schedule": big_schedule("a")}, 1)
     )
     assert len(first) > 2048  # several 1 KB blocks, many 64-byte ones
-    (r,) = coap(port, (PUT, "/schedule", first))
+    (r,) = aiocoap_run(port, (PUT, "/schedule", first))
     assert r.code.dotted == "2.04", r.payload
     assert json.loads(r.payload)["result"] == {"schedule": "a"}
 
@@ -168,9 +147,9 @@ def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_
     ).stdout
     assert json.loads(out[out.index("{") :])["ok"] is True, out
     # the same signed command again: a replay, refused with 4.01 and changing nothing
-    (again,) = coap(port, (PUT, "/schedule", first))
+    (again,) = aiocoap_run(port, (PUT, "/schedule", first))
     assert again.code.dotted == "4.01" and json.loads(again.payload)["error"] == "replay"
-    (state,) = coap(port, (GET, "/state", b""))
+    (state,) = aiocoap_run(port, (GET, "/state", b""))
     assert json.loads(state.payload)["state"]["schedule"] == "b"
     acks = watch.wait(lambda m: sum(t == TOPIC + "ack" for t, _ in m) >= 3, what="3 acks")
     assert acks
@@ -233,7 +212,7 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     flood(300, 2)  # warm-up: bounded caches (CoAP deduplication, outbox) fill once
     before = settled_heap()
     flood(10000, 3)
-    (state,) = coap(port, (GET, "/state", b""))
+    (state,) = aiocoap_run(port, (GET, "/state", b""))
     assert json.loads(state.payload)["state"]["level"] == 60
     assert district.alive() == 1
     after = settled_heap()
