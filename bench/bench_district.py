@@ -43,9 +43,9 @@ def bare_rss_kib() -> int:
 
 def main() -> None:
     import paho.mqtt.client as mqtt
-    from mosquitto import Mosquitto
 
     from lanterna.fleet_sim import District, prepare
+    from mosquitto import Mosquitto
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     with tempfile.TemporaryDirectory() as t:
