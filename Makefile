@@ -67,7 +67,8 @@ mpy: $(STAMP)
 	$(BIN)/lanterna firmware build --out build/firmware
 
 node: $(STAMP)
-	$(BIN)/lanterna node run --board $(BOARD) --warp $(WARP) $(if $(CONFIG),--config $(CONFIG)) \
+	$(BIN)/lanterna node run --board $(BOARD) --warp $(WARP) --root build/node-flash \
+	  $(if $(CONFIG),--config $(abspath $(CONFIG))) \
 	  $(if $(SCHEDULE),--schedule $(SCHEDULE))
 
 bench: $(STAMP)
