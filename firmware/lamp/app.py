@@ -118,8 +118,9 @@ class Node:
     def _level_changed(self, level, reason):
         # One line per change of lamp level, with its local time: what a pole shows.
         print("%s level %d %s" % (clock.local_iso(), level, reason))
-        if reason != "restored":
-            self.save_lamp()
+        if reason in ("restored", "identify"):
+            return  # not a new state: no flash write, no state message per blink
+        self.save_lamp()
         if self.net is not None:
             self.net.state()
 

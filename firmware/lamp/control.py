@@ -108,9 +108,11 @@ class Control:
         node = self.node
         hal = node.hal
         lvl = node.dimmer.level or 0
+        reason = node.dimmer.reason
         for i in range(seconds * 2):
             hal.set_status_led(i % 2 == 0)
-            node.dimmer.set(lvl // 2 if i % 2 == 0 else lvl, node.dimmer.reason, 0)
+            node.dimmer.set(lvl // 2 if i % 2 == 0 else lvl, "identify", 0)
             await clock.sleep_ms(500)
         hal.set_status_led(False)
+        node.dimmer.reason = reason  # the last blink left the level where it was
         node.wake.set()

@@ -154,6 +154,7 @@ class Dimmer:
         # lamp must light within a second of power-on (docs/firmware.md).
         level = self._effective(level)
         if level == self.level:
+            self.reason = reason  # the same light for another reason: nothing to drive
             return
         first = self.level is None
         self.level = level
