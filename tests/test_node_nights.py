@@ -11,8 +11,9 @@ from lanterna import schedules
 
 NIGHTS = 30
 WARP = 43200  # half a day a second: 30 nights in about a minute
-# The sim's timers resolve 1 ms of real time, which is WARP ms of node time.
-TOLERANCE_S = 3 * WARP / 1000
+# The sim's timers resolve 1 ms of real time, which is WARP ms of node time; on a busy
+# 2-core machine the node's process may be scheduled a few ms late (seen: 6 ms).
+TOLERANCE_S = 10 * WARP / 1000
 LEVEL = re.compile(r"^(\S+) level (\d+) (\w+)$")
 NIGHT = re.compile(r"^(\S+) night (\d+) heap alloc (\d+) free (\d+)$")
 

@@ -11,7 +11,7 @@ import os
 from binascii import crc32, unhexlify
 
 from lamp import log
-from lamp.config import ConfigError, checked
+from lamp.check import ConfigError, checked
 from lamp.numbers import (
     COMMANDS,
     CONFIG_SET,

@@ -35,7 +35,7 @@ SPEC = {
 
 
 def config(values=None):
-    from lamp.config import ConfigError, checked  # at boot only: unloaded after
+    from lamp.check import ConfigError, checked  # at boot only: unloaded after
 
     cfg = checked("dimmer", SPEC, values)
     if cfg["max_level"] < cfg["min_level"]:

@@ -32,7 +32,7 @@ SPEC = {
 
 
 def config(values=None, board=None):
-    from lamp.config import ConfigError, checked  # at boot only: unloaded after
+    from lamp.check import ConfigError, checked  # at boot only: unloaded after
 
     cfg = checked("energy", SPEC, values)
     if cfg["energy_source"] == "s0" and board is not None and not board.get("s0"):

@@ -49,7 +49,7 @@ class Evse:
         # "ev_session_stop".
         self.hal = hal
         self.on_event = on_event
-        from lamp.config import checked  # at boot only: unloaded after
+        from lamp.check import checked  # at boot only: unloaded after
 
         self.cfg = checked("evse", SPEC, cfg)
         # A board without a pilot input has no charge point: the component is absent.

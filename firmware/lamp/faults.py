@@ -35,7 +35,7 @@ class Faults:
         # on_event(name, active, detail); output: a callable giving the light output in
         # 1/10000 (Dimmer.output), by default derived from the relay and the PWM duty.
         self.hal = hal
-        from lamp.config import checked  # at boot only: unloaded after
+        from lamp.check import checked  # at boot only: unloaded after
 
         self.cfg = checked("faults", SPEC, cfg)
         self.on_event = on_event

@@ -69,7 +69,7 @@ class Net:
         self.base = ""  # the topic prefix of this node, "prefix/site/node/"
         m = cfg["mqtt"]
         if m is not None:
-            from lamp.config import checked  # at boot only: unloaded after
+            from lamp.check import checked  # at boot only: unloaded after
 
             m = checked("mqtt", SPEC, m)
             from lamp.mqtt import MQTTClient
@@ -141,7 +141,8 @@ class Net:
         del Commands, Control, apply
         unload("commands")
         unload("control")
-        unload("config")  # the argument checker (and config_set's) came with them
+        unload("check")  # the argument checker came with them
+        unload("config")  # and config_set's
         return ack
 
     def state(self):

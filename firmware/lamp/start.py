@@ -100,5 +100,6 @@ def boot(argv):
         except (OSError, ValueError, MemoryError) as e:
             # Refused: the node keeps the schedule it had.
             print("error: %s: %s" % (opts["schedule"], e), file=sys.stderr)
-    unload("config")  # every section is checked: the checker goes until a config_set
+    unload("config")  # every section is checked: the checkers go until they are needed
+    unload("check")
     return node

@@ -95,7 +95,7 @@ class Sensors:
         # drivers: {name: driver instance} (see lamp.sensors for the driver contract), or
         # a hal: the drivers for the sensors its board names (narrowed by cfg "fitted");
         # on_event(name, active, detail) as lamp.faults reports its faults.
-        from lamp.config import checked  # at boot only: unloaded after
+        from lamp.check import checked  # at boot only: unloaded after
 
         self.cfg = c = checked("sensors", SPEC, cfg)
         self.on_event = on_event
