@@ -216,7 +216,9 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     assert json.loads(state.payload)["state"]["level"] == 60
     assert district.alive() == 1
     after = settled_heap()
-    assert after >= before - 1024, (before, after)
+    # 20,000 messages: a leak of even a fifth of a byte each would show as 4 KB; what
+    # varies by a KB or so is what the bounded caches and the outbox hold at the sample.
+    assert after >= before - 4096, (before, after)
     assert watch.leaf("state")[-1]["level"] == 60  # no state change since the dim
 
 
