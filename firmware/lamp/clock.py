@@ -90,8 +90,12 @@ class Clock:
         if self.manual:
             self._mono += ms
             await _sleep_ms(0)
+        elif ms > 0:
+            # At least a real millisecond: at a high warp a 100 ms sampling loop would
+            # otherwise spin without ever sleeping and starve every other task.
+            await _sleep_ms(ms // self.warp or 1)
         else:
-            await _sleep_ms(ms // self.warp)
+            await _sleep_ms(0)
 
     async def wait_ms(self, event, ms):
         # Wait for `event` at most `ms` (node time); True if it was set. A manual clock
