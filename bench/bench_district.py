@@ -1,6 +1,6 @@
 """A virtual district of 100 nodes against a real mosquitto: processes, memory, time.
 
-Starts mosquitto (tests/mosquitto.py: password file, no anonymous access), prepares and
+Starts mosquitto (lanterna/broker.py: password file, no anonymous access), prepares and
 starts `lanterna sim`'s district of N nodes on the sim-s3 board, waits until every node
 is online (its retained status) and has sent telemetry, and prints one JSON object: node
 processes, their summed and per-node RSS, the time until all were online, the messages
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def rss_kib(pid: int) -> int:
@@ -44,8 +43,8 @@ def bare_rss_kib() -> int:
 def main() -> None:
     import paho.mqtt.client as mqtt
 
+    from lanterna.broker import Mosquitto
     from lanterna.fleet_sim import District, prepare
-    from mosquitto import Mosquitto
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     with tempfile.TemporaryDirectory() as t:

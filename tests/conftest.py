@@ -109,8 +109,8 @@ def responder() -> Iterator:
 
 @pytest.fixture
 def mosquitto(tmp_path) -> Iterator:
-    """A real mosquitto on 127.0.0.1 (tests/mosquitto.py), running; stopped at the end."""
-    from mosquitto import Mosquitto
+    """A real mosquitto on 127.0.0.1 (lanterna/broker.py), running; stopped at the end."""
+    from lanterna.broker import Mosquitto
 
     broker = Mosquitto(tmp_path / "broker")
     broker.start()

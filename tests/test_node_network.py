@@ -16,8 +16,8 @@ import pytest
 
 from coapclient import COAP_CLIENT, aiocoap_run
 from lanterna import protocol
+from lanterna.broker import free_port
 from lanterna.fleet_sim import District, prepare
-from mosquitto import free_port
 
 NODE = "greenwich-001"
 TOPIC = f"lanterna/v1/greenwich/{NODE}/"

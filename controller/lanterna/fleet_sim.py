@@ -132,6 +132,7 @@ class District:
         self.image = fw.cached_build() / fw.ROMFS_NAME
         self.bus = SimBus().start()
         self._logs: list = []
+        self.extra_args: list[str] = []  # more node arguments (--start, ...)
 
     def start(self) -> None:
         heap = fw.romfs_heap(self.board["heap"], self.image)
@@ -157,6 +158,7 @@ class District:
                     "config.json",
                     "--warp",
                     str(self.warp),
+                    *self.extra_args,
                 ],
                 cwd=n.dir,
                 env=env,

@@ -204,7 +204,7 @@ class MQTTClient:
         if rc:
             self.stats["refused"] += 1
             why = pk.REFUSED[rc - 1] if rc <= 5 else "code"
-            raise Refused("refused: %s (CONNACK %d)" % (why, rc))
+            raise Refused("%s (CONNACK %d)" % (why, rc))
         self.connected = True
         self.stats["connects"] += 1
         self._up = self._rx = self._tx = _ticks()

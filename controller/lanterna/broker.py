@@ -1,6 +1,6 @@
-"""A real mosquitto broker on 127.0.0.1 for tests: a free port, password file, no
-anonymous access; start, stop and restart (same port, same persistence) under a test's
-control. Every broker a test starts is stopped by the fixture."""
+"""A real mosquitto broker on 127.0.0.1 for tests, benches and `make demo`: a free port,
+a password file, no anonymous access; start, stop and restart (same port, same
+persistence) under the caller's control. Whoever starts a broker stops it."""
 
 from __future__ import annotations
 

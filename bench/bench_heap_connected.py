@@ -1,0 +1,183 @@
+"""Heap of a connected node over one simulated day, against a real mosquitto.
+
+One virtual lamp post (real firmware from its ROMFS image, every sensor on the device
+bus, the EV charge point, MQTT and the CoAP server) runs one day of node time at warp
+with telemetry every minute. Through the day it is commanded over MQTT (dim, identify,
+a schedule replaced, a config key set: signed, as the controller sends them) and read
+over CoAP (/state, /sensors, /evse with libcoap's coap-client).
+
+A run passes when the node published every telemetry period of the day, answered every
+command and never logged a MemoryError. Printed, one JSON object: the lowest heap_free
+the node reported, the budget of the board under test, whether the day passed in it,
+and the least budget (bisected, 2 KiB steps) in which the day passes.
+
+Figures are for the 64-bit unix port: every object is twice its size on the 32-bit ESP32,
+code objects about 1.2 times (docs/firmware.md, "Heap on the pole").
+Run: .venv/bin/python bench/bench_heap_connected.py [--board sim] [--warp 720]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+DAY_S = 86400
+COAP_CLIENT = shutil.which("coap-client-notls") or "/usr/bin/coap-client-notls"
+
+
+class Observer:
+    """The controller's side: records what the node publishes; sends signed commands."""
+
+    def __init__(self, url: str, password: str, prefix: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        from lanterna.fleet_sim import broker_address
+
+        host, port = broker_address(url)
+        self.prefix = prefix
+        self.msgs: list[tuple[str, bytes]] = []
+        self.cv = threading.Condition()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-controller")
+        self.c.username_pw_set("controller", password)
+        self.c.on_message = self._on
+        self.c.connect(host, port)
+        self.c.subscribe(prefix + "#", qos=1)
+        self.c.loop_start()
+
+    def _on(self, _c, _u, m) -> None:
+        with self.cv:
+            self.msgs.append((m.topic, m.payload))
+            self.cv.notify_all()
+
+    def leaf(self, leaf: str) -> list[dict]:
+        with self.cv:
+            return [json.loads(p) for t, p in self.msgs if t.endswith("/" + leaf)]
+
+    def wait(self, pred, timeout: float) -> bool:
+        with self.cv:
+            return self.cv.wait_for(lambda: pred(self), timeout)
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
+    """One simulated day of one connected node with `budget` bytes of heap."""
+    from lanterna import protocol
+    from lanterna.broker import Mosquitto, free_port
+    from lanterna.fleet_sim import District, prepare
+
+    broker = Mosquitto(tmp / "broker")
+    state = tmp / "state"
+    shutil.rmtree(state, ignore_errors=True)
+    nodes = prepare(state, 1, "greenwich", broker.url, coap_base_port=free_port() - 1)
+    n = nodes[0]
+    creds = json.loads((state / "credentials.json").read_text())
+    broker.add_user(n.node, creds[n.node]["password"])
+    broker.start()
+    key = bytes.fromhex(creds[n.node]["key"])
+    obs = Observer(broker.url, broker.users["controller"], f"lanterna/v1/greenwich/{n.node}/")
+    d = District(nodes, warp=warp, board=board)
+    d.board["heap"] = budget
+    # A fixed start (2026-11-25 00:00Z): the same day, the same nights, every run.
+    d.extra_args = ["--start", "1795564800"]
+    sent = 0
+    errors: list[str] = []
+    try:
+        d.start()
+        if not obs.wait(lambda o: o.leaf("tele"), 60):
+            errors.append("no telemetry")
+        hours = 0
+        deadline = time.monotonic() + 3 * DAY_S / warp + 60
+        while not errors and hours < 24 and d.alive():
+            if time.monotonic() > deadline:
+                errors.append("the day did not end in time: the node stalled")
+                break
+            tele = obs.leaf("tele")
+            up = tele[-1]["uptime_s"] if tele else 0
+            if up >= (hours + 1) * 3600:
+                hours += 1
+                cmds = [("dim", {"level": 20 + hours, "fade_s": 2}), ("identify", {"seconds": 3})]
+                if hours % 6 == 0:
+                    cmds.append(("config_set", {"key": "log_level", "value": "info"}))
+                for cmd, args in cmds:
+                    sent += 1
+                    env = protocol.sign(key, n.node, cmd, args, sent)
+                    obs.c.publish(obs.prefix + "cmd", protocol.encode(env), qos=1)
+                for path in ("state", "sensors", "evse"):
+                    subprocess.run(
+                        [
+                            COAP_CLIENT,
+                            "-m",
+                            "get",
+                            "-B",
+                            "5",
+                            f"coap://127.0.0.1:{n.coap_port}/{path}",
+                        ],
+                        capture_output=True,
+                        timeout=10,
+                    )
+            else:
+                obs.wait(lambda o, k=len(tele): len(o.leaf("tele")) > k, 10)
+        obs.wait(lambda o: len(o.leaf("ack")) >= sent, 30)
+    finally:
+        d.stop()
+        obs.stop()
+        broker.stop()
+    log = (n.dir / "node.log").read_text()
+    tele = obs.leaf("tele")
+    acks = obs.leaf("ack")
+    return {
+        "budget": budget,
+        "hours": hours,
+        "tele": len(tele),
+        "acks": len(acks),
+        "commands": sent,
+        "memory_errors": log.count("MemoryError"),
+        "min_heap_free": min((t["heap_free"] for t in tele), default=None),
+        "passed": not errors and hours == 24 and len(acks) >= sent and "MemoryError" not in log,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--board", default="sim")
+    ap.add_argument("--warp", type=int, default=720)
+    ap.add_argument("--no-bisect", action="store_true")
+    ap.add_argument("--budget", type=int, help="bytes (default: the board's)")
+    a = ap.parse_args()
+    from lamp.board import load
+
+    from lanterna.paths import board_file
+
+    budget = a.budget or load(str(board_file(a.board)))["heap"]
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        t0 = time.monotonic()
+        at_budget = day(budget, a.warp, a.board, tmp)
+        out = {"board": a.board, "warp": a.warp, "at_budget": at_budget}
+        if not a.no_bisect:
+            lo, hi = 64 * 1024, 2 * budget  # fails at lo (assumed), passes at hi (checked)
+            if at_budget["passed"]:
+                hi = budget
+            while hi - lo > 2048:
+                mid = (lo + hi) // 2 // 1024 * 1024
+                r = day(mid, a.warp, a.board, tmp)
+                lo, hi = (lo, mid) if r["passed"] else (mid, hi)
+            out["least_budget"] = hi
+        out["seconds"] = round(time.monotonic() - t0, 1)
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
