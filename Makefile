@@ -16,7 +16,7 @@ WARP   ?= 1
 # Debian package -> a command it provides (checked on PATH and in /usr/sbin).
 SYSDEPS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub libcoap3-bin:coap-client-notls
 
-.PHONY: all venv sysdeps test lint mpy node bench clean
+.PHONY: all venv sysdeps test lint mpy node bench clean demo
 
 all: test
 
@@ -44,6 +44,10 @@ sysdeps:
 	    echo "error: missing system packages:$$missing (install them: sudo apt-get install$$missing)" >&2; exit 1; \
 	  fi; \
 	fi
+
+# The main job: a virtual district of three sites against a real broker, end to end.
+demo: $(STAMP) sysdeps
+	$(BIN)/lanterna demo
 
 test: $(STAMP) sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)

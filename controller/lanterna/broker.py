@@ -57,6 +57,10 @@ class Mosquitto:
                     "allow_anonymous false",
                     f"password_file {pw}",
                     "persistence true",
+                    # the controller's ingest session: many messages in flight, and a
+                    # deep queue while it is away (mosquitto's defaults: 20 and 1000)
+                    "max_inflight_messages 1000",
+                    "max_queued_messages 100000",
                     f"persistence_location {self.root}/",
                     f"log_dest file {self.log}",
                     "log_type error",

@@ -5,6 +5,7 @@ User mistakes end in one line on stderr and a non-zero exit status, never a trac
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,14 @@ def load_board(name_or_path: str) -> dict:
 
 @click.group()
 @click.version_option(__version__, prog_name="lanterna")
-def cli() -> None:
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The store (SQLite). Default: $LANTERNA_HOME/lanterna.db, else per user.",
+)
+@click.option("--broker", "broker_url", help="mqtt://HOST:PORT. Default: $LANTERNA_BROKER.")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
     """Lanterna: smart street lighting, from the lamp post to the fleet.
 
     \b
@@ -37,6 +45,11 @@ def cli() -> None:
       lanterna firmware build --out build/firmware
       lanterna node run --board sim --warp 60
     """
+    from lanterna.context import Ctx
+
+    c = ctx.ensure_object(Ctx)
+    c.db, c.broker_url = db, broker_url
+    ctx.call_on_close(c.close)
 
 
 @cli.group()
@@ -89,7 +102,7 @@ def firmware_build(out: Path, as_json: bool) -> None:
 
 @cli.group()
 def node() -> None:
-    """A virtual lamp post: the firmware on the MicroPython unix port and the sim board."""
+    """Lamp posts: register them (add, list, show, remove) or boot a virtual one (run)."""
 
 
 @node.command("run")
@@ -239,7 +252,9 @@ def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
 
 @cli.command("sim")
 @click.option("--nodes", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--broker", required=True, help="mqtt://HOST:PORT of the broker.")
+@click.option(
+    "--broker", "sim_broker", help="mqtt://HOST:PORT for the nodes (default: the global one)."
+)
 @click.option(
     "--site",
     default="greenwich",
@@ -279,11 +294,22 @@ def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
     help="One directory per node (its flash); credentials.json holds the secrets (0600).",
 )
 @click.option(
+    "--schedule",
+    "schedule_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Install this schedule on every node's flash before it boots (validated).",
+)
+@click.option(
+    "--start", metavar="UTC", help="Node clocks start at this instant (2026-11-25T18:00)."
+)
+@click.option(
     "--init-only", is_flag=True, help="Write the nodes' state and credentials, start nothing."
 )
+@click.pass_obj
 def sim(
+    ctx,
     nodes: int,
-    broker: str,
+    sim_broker: str | None,
     site: str,
     lat: float | None,
     lon: float | None,
@@ -293,6 +319,8 @@ def sim(
     board_name: str,
     tele_s: int,
     state_dir: Path,
+    schedule_file: Path | None,
+    start: str | None,
     init_only: bool,
 ) -> None:
     """A virtual district: N lamp posts (real firmware, sim board, one MicroPython process
@@ -304,20 +332,47 @@ def sim(
       (load state-dir/credentials.json into the broker's password file), then
       lanterna sim --nodes 10 --broker mqtt://127.0.0.1:1883 --site greenwich
     """
-    from lanterna.fleet_sim import District, SimError, prepare
+    from lanterna.context import malformed, store_errors
+    from lanterna.energy_report import parse_when
+    from lanterna.fleet_sim import District, SimError, prepare, register
     from lanterna.tzinfo import TimeZoneError
 
+    start_s = None
+    if start is not None:
+        try:
+            start_s = int(parse_when(start))
+        except ValueError as e:
+            raise malformed(f"--start: {e}") from None
+    sched_text = None
+    if schedule_file is not None:
+        try:
+            obj, _ = _load_schedule(schedule_file)
+        except click.ClickException as e:
+            raise malformed(e.message) from None
+        sched_text = json.dumps(obj)
+    broker = sim_broker or ctx.broker().url
     try:
         prepared = prepare(state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s)
     except (SimError, TimeZoneError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{len(prepared)} nodes of {site} in {state_dir} (secrets: credentials.json)")
+    # The controller's store learns the nodes (site, board, location, key) so that the
+    # CLI commands a virtual district exactly as a real one.
+    store_errors(register)(ctx.store(), state_dir, prepared, site, lat, lon, tz, board_name)
+    click.echo(
+        f"{len(prepared)} nodes of {site} in {state_dir} (secrets: credentials.json), "
+        f"registered in {ctx.store().path}"
+    )
+    if sched_text is not None:
+        for n in prepared:
+            (n.dir / "schedule.json").write_text(sched_text)
     if init_only:
         return
     try:
         district = District(prepared, time_warp, board_name)
     except SimError as e:
         raise click.ClickException(str(e)) from None
+    if start_s is not None:
+        district.extra_args = ["--start", str(start_s)]
     district.start()
     click.echo(f"started {len(prepared)} nodes; logs in {state_dir}/<node>/node.log; Ctrl-C stops")
     try:
@@ -425,3 +480,7 @@ def schedule_preview(
 
 def main() -> None:
     cli(prog_name="lanterna")
+
+
+# The fleet commands live in their own modules and add themselves to `cli` on import.
+from lanterna import cli_commands, cli_energy, cli_fleet, cli_serve  # noqa: E402, F401

@@ -10,6 +10,7 @@ The sensor chips of all nodes live on one device bus in this process (lanterna.s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -62,7 +63,6 @@ def prepare(
     tele_s: int = 60,
 ) -> list[SimNode]:
     """Create or refresh every node's state directory; secrets are made once and kept."""
-    from lanterna.tzinfo import posix_tz
 
     if site in SITES:
         s_lat, s_lon, s_tz = SITES[site]
@@ -74,6 +74,27 @@ def prepare(
         raise SimError(f"site {site!r} is not built in ({known}): give --lat, --lon and --tz")
     host, port = broker_address(broker)
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Several sims (one per site) may share a state directory: one at a time here, or
+    # two would each rewrite credentials.json without the other's nodes.
+    with open(state_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare(state_dir, nodes, site, host, port, lat, lon, tz, coap_base_port, tele_s)
+
+
+def _prepare(
+    state_dir: Path,
+    nodes: int,
+    site: str,
+    host: str,
+    port: int,
+    lat: float,
+    lon: float,
+    tz: str,
+    coap_base_port: int,
+    tele_s: int,
+) -> list[SimNode]:
+    from lanterna.tzinfo import posix_tz
+
     creds_path = state_dir / "credentials.json"
     creds = json.loads(creds_path.read_text()) if creds_path.exists() else {}
     out = []
@@ -102,6 +123,42 @@ def prepare(
         out.append(SimNode(node, d, coap))
     _write_secret(creds_path, json.dumps(creds, indent=1, sort_keys=True))
     return out
+
+
+def register(
+    store,  # lanterna.store.Store
+    state_dir: Path,
+    nodes: list[SimNode],
+    site: str,
+    lat: float | None = None,
+    lon: float | None = None,
+    tz: str | None = None,
+    board: str = "sim-s3",
+) -> None:
+    """Enter a prepared district in the controller's store: its site (with the IANA zone,
+    or the TZ given), and every node with its board, location, command key and CoAP
+    address. A node whose key is unchanged keeps its command counter."""
+    if site in SITES:
+        s_lat, s_lon, s_tz = SITES[site]
+        lat = s_lat if lat is None else lat
+        lon = s_lon if lon is None else lon
+        tz = s_tz if tz is None else tz
+    assert lat is not None and lon is not None and tz is not None  # prepare() checked
+    store.put_site(site, lat, lon, tz)
+    creds = json.loads((state_dir / "credentials.json").read_text())
+    for n in nodes:
+        cfg = json.loads((n.dir / "config.json").read_text())
+        store.put_node(
+            n.node,
+            site,
+            board,
+            bytes.fromhex(creds[n.node]["key"]),
+            lat=cfg["lat"],
+            lon=cfg["lon"],
+            rated_w=(cfg.get("energy") or {}).get("rated_power_w", 50),
+            coap_host="127.0.0.1" if n.coap_port else None,
+            coap_port=n.coap_port or None,
+        )
 
 
 def _write_secret(path: Path, text: str) -> None:

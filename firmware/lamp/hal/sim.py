@@ -108,12 +108,16 @@ class SimUART:
         return len(data)
 
 
+def _env(name):
+    import os
+
+    return os.getenv(name)
+
+
 def _bus_address():
     # "host:port" of the device bus process when the virtual node has one
     # (LANTERNA_SIMBUS, set by `lanterna node run` and `lanterna sim`), else None.
-    import os
-
-    return os.getenv("LANTERNA_SIMBUS")
+    return _env("LANTERNA_SIMBUS")
 
 
 class SimHal(HalBase):
@@ -135,6 +139,7 @@ class SimHal(HalBase):
         self._uart = SimUART()
         self.duty_log = []  # (duty) writes, for tests of fade smoothness
         self.log_duty = False
+        self.trace_pwm = _env("LANTERNA_PWM_TRACE") is not None
         # Lamp model (fault injection, docs/energy.md): what the pole's feedback inputs
         # would read. `dark_duty` is the duty at which the driver gives no light: 0 for
         # PWM, None for a 1-10 V driver (it only goes dark when the relay opens).
@@ -179,6 +184,8 @@ class SimHal(HalBase):
     def _write_duty(self, duty):
         if self.log_duty:
             self.duty_log.append(duty)
+        if self.trace_pwm:  # LANTERNA_PWM_TRACE: the PWM output, as a scope would show it
+            print("pwm duty %d" % duty)
 
     def _write_relay(self, on):
         pass

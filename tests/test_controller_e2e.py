@@ -1,0 +1,227 @@
+"""The fleet controller end to end: real mosquitto, `lanterna sim` (real firmware in
+MicroPython processes), `lanterna serve`, and the CLI commanding the district."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lanterna.store import Store
+
+LANTERNA = [str(Path(sys.executable).with_name("lanterna"))]
+PWM = "pwm duty "
+
+
+def cie_duty(level: int, bits: int = 16) -> int:
+    """The duty the CIE 1931 curve gives `level` % lightness (independent of lamp.dimmer)."""
+    lstar = float(level)
+    y = ((lstar + 16) / 116) ** 3 if lstar > 8 else lstar / 903.3
+    return round(y * ((1 << bits) - 1))
+
+
+class Fleet:
+    """Broker + serve + sims, started and stopped by the test."""
+
+    def __init__(self, tmp: Path, broker) -> None:
+        self.tmp = tmp
+        self.broker = broker
+        self.env = dict(
+            os.environ,
+            LANTERNA_HOME=str(tmp / "home"),
+            LANTERNA_BROKER=broker.url,
+            LANTERNA_BROKER_PASSWORD=broker.users["controller"],
+            LANTERNA_PWM_TRACE="1",
+        )
+        self.procs: list[subprocess.Popen] = []
+        self.state = tmp / "sim-state"
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*LANTERNA, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        log = open(self.tmp / f"proc-{len(self.procs)}.log", "w")  # noqa: SIM115
+        p = subprocess.Popen([*LANTERNA, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def sims(self, sites: list[tuple[str, int]], tele_s: int = 10, warp: int = 1) -> None:
+        """The documented flow: every site's nodes prepared and registered (--init-only),
+        their credentials loaded into the broker's password file, then the sims run."""
+        from lanterna.broker import free_port
+
+        runs = []
+        for site, n in sites:
+            args = ["sim", "--nodes", str(n), "--site", site, "--state-dir", str(self.state)]
+            args += ["--coap-base-port", str(free_port() - 1), "--tele-s", str(tele_s)]
+            r = self.cli(*args, "--init-only")
+            assert r.returncode == 0, r.stderr
+            runs.append(args)
+        creds = json.loads((self.state / "credentials.json").read_text())
+        for node, c in creds.items():
+            self.broker.users[node] = c["password"]
+        self.broker.add_user("controller", self.broker.users["controller"])  # rewrite, restart
+        for args in runs:
+            self.spawn(*args, "--time-warp", str(warp))
+
+    def store(self) -> Store:
+        return Store(self.tmp / "home" / "lanterna.db")
+
+    def wait(self, pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.store() as s:
+                got = pred(s)
+            if got:
+                return got
+            time.sleep(0.2)  # polling the store for a condition, bounded by the deadline
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def fleet(tmp_path, mosquitto):
+    f = Fleet(tmp_path, mosquitto)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def online(s: Store, site: str | None = None) -> list[dict]:
+    return [r for r in s.status(s.nodes(site=site)) if r["online"]]
+
+
+def test_dim_a_site_acks_every_node_and_only_that_site_changes(fleet):
+    fleet.sims([("greenwich", 20), ("baixa", 3)])
+    fleet.spawn("serve", "--report-s", "60")
+    fleet.wait(lambda s: len(online(s)) == 23, 120, "23 nodes online")
+
+    r = fleet.cli("dim", "30", "--site", "greenwich", "--json", "--timeout", "20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    outs = json.loads(r.stdout)
+    assert sorted(o["node"] for o in outs) == [f"greenwich-{i:03d}" for i in range(1, 21)]
+    assert all(o["status"] == "ok" for o in outs), outs
+    assert all(o["result"].get("level") == 30 for o in outs), outs
+
+    def levels(s: Store) -> dict[str, int] | None:
+        st = {r["node"]: r["level"] for r in s.status(s.nodes())}
+        return st if all(v == 30 for k, v in st.items() if k.startswith("greenwich")) else None
+
+    fleet.wait(levels, 60, "the state of every greenwich node at 30")
+    r = fleet.cli("status", "--json")
+    assert r.returncode == 0, r.stderr
+    status = {x["node"]: x for x in json.loads(r.stdout)}
+    at30 = sorted(n for n, x in status.items() if x["level"] == 30)
+    assert at30 == [f"greenwich-{i:03d}" for i in range(1, 21)]
+    assert all(status[f"baixa-{i:03d}"]["mode"] != "override" for i in (1, 2, 3))
+
+    # The sim's PWM output: what each node's driver was last given.
+    def last_duty(node: str) -> int:
+        lines = (fleet.state / node / "node.log").read_text().splitlines()
+        return int([ln for ln in lines if ln.startswith(PWM)][-1][len(PWM) :])
+
+    want = cie_duty(30)
+    for i in range(1, 21):
+        d = last_duty(f"greenwich-{i:03d}")
+        assert abs(d - want) <= want // 100 + 2, (i, d, want)
+    for i in (1, 2, 3):
+        assert abs(last_duty(f"baixa-{i:03d}") - want) > want // 10
+
+    # The store recorded every command with its answer, and the counters moved on.
+    with fleet.store() as s:
+        cmds = [c for c in s.commands(limit=100) if c["cmd"] == "dim"]
+        assert len(cmds) == 20 and all(c["status"] == "ok" for c in cmds)
+
+    # Unknown names and bad input: one line, a distinct status, no traceback.
+    r = fleet.cli("dim", "30", "--node", "nowhere-001")
+    assert r.returncode == 3 and "unknown node" in r.stderr and "Traceback" not in r.stderr
+    r = fleet.cli("dim", "130", "--site", "greenwich")
+    assert r.returncode == 4 and "outside 0-100" in r.stderr
+
+
+def test_the_store_holds_every_telemetry_message_across_a_broker_restart(fleet, mosquitto):
+    import paho.mqtt.client as mqtt
+
+    # An independent witness with its own durable session: what the broker delivered.
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+    w = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="witness", clean_session=False)
+    w.username_pw_set("controller", mosquitto.users["controller"])
+
+    def on_message(_c, _u, m) -> None:  # type: ignore[no-untyped-def]
+        with lock:
+            node = m.topic.split("/")[-2]
+            seen[node] = seen.get(node, 0) + 1
+
+    w.on_message = on_message
+    w.on_connect = lambda c, *_: c.subscribe("lanterna/v1/+/+/tele", qos=1)
+    w.reconnect_delay_set(0.1, 1)
+
+    fleet.sims([("greenwich", 5)], tele_s=10, warp=10)
+    w.connect("127.0.0.1", mosquitto.port)
+    w.loop_start()
+    try:
+        fleet.spawn("serve", "--report-s", "60")
+        fleet.wait(lambda s: len(online(s)) == 5, 120, "5 nodes online")
+        fleet.wait(lambda s: s.telemetry_count() >= 15, 60, "telemetry flowing")
+
+        def retries() -> int:
+            return sum(
+                (fleet.state / f"greenwich-{i:03d}" / "node.log").read_text().count("reconnect in")
+                for i in range(1, 6)
+            )
+
+        before = retries()
+        mosquitto.stop()
+        # The outage lasts until every node has failed to reconnect twice (a few
+        # telemetry periods at warp 10, kept in the nodes' outboxes).
+        deadline = time.monotonic() + 60
+        while retries() < before + 10 and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the node logs for the condition, bounded
+        assert retries() >= before + 10, "the nodes did not notice the outage"
+        mosquitto.start()
+        fleet.wait(
+            lambda s: all(r["online"] for r in s.status(s.nodes())) and s.telemetry_count() > 40,
+            120,
+            "nodes back and telemetry after the restart",
+        )
+        # Stop the nodes, then everything in flight settles before counting.
+        fleet.procs[0].send_signal(signal.SIGTERM)
+        fleet.procs[0].wait(30)
+        with lock:
+            total_seen = sum(seen.values())
+        fleet.wait(lambda s: s.telemetry_count() >= total_seen, 30, "the store to catch up")
+    finally:
+        w.loop_stop()
+        w.disconnect()
+    with fleet.store() as s:
+        for node in seen:
+            rows = s.energy_series(node, 0, 2**40)
+            # Nothing lost on the way: consecutive telemetry is one period apart.
+            gaps = [b[0] - a[0] for a, b in zip(rows, rows[1:], strict=False)]
+            assert all(g <= 10 + 2 for g in gaps), (node, gaps)
+            assert s.telemetry_count(node) == seen[node], (
+                node,
+                s.telemetry_count(node),
+                seen[node],
+            )
