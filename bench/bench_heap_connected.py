@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/bench_heap_connected.py [--board sim] [--warp 720]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -67,6 +68,10 @@ class Observer:
     def stop(self) -> None:
         self.c.loop_stop()
         self.c.disconnect()
+
+
+def _more(k: int, o: Observer) -> bool:
+    return len(o.leaf("tele")) > k
 
 
 def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
@@ -126,7 +131,7 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
                         timeout=10,
                     )
             else:
-                obs.wait(lambda o, k=len(tele): len(o.leaf("tele")) > k, 10)
+                obs.wait(functools.partial(_more, len(tele)), 10)
         obs.wait(lambda o: len(o.leaf("ack")) >= sent, 30)
     finally:
         d.stop()
@@ -156,7 +161,6 @@ def main() -> None:
     ap.add_argument("--budget", type=int, help="bytes (default: the board's)")
     a = ap.parse_args()
     from lamp.board import load
-
     from lanterna.paths import board_file
 
     budget = a.budget or load(str(board_file(a.board)))["heap"]

@@ -225,3 +225,50 @@ def test_the_store_holds_every_telemetry_message_across_a_broker_restart(fleet, 
                 s.telemetry_count(node),
                 seen[node],
             )
+
+
+def test_coap_commands_replay_recovery_schedule_push_and_errors(fleet, tmp_path):
+    fleet.sims([("greenwich", 2)])
+    fleet.spawn("serve", "--report-s", "60")
+    fleet.wait(lambda s: len(online(s)) == 2, 120, "2 nodes online")
+
+    # Straight to the node's CoAP server: the same signed command, the same answer.
+    r = fleet.cli("dim", "55", "--node", "greenwich-001", "--via", "coap", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (out,) = json.loads(r.stdout)
+    assert out["status"] == "ok" and out["result"]["level"] == 55
+
+    # A store whose counters went back (restored from an old backup): the node refuses
+    # the first try as a replay, the controller moves past the node's counter, resends.
+    for level in (40, 41):
+        assert fleet.cli("dim", str(level), "--node", "greenwich-002").returncode == 0
+    with fleet.store() as s:
+        s.db.execute("UPDATE nodes SET ctr=0 WHERE id='greenwich-002'")
+    r = fleet.cli("dim", "45", "--node", "greenwich-002", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (out,) = json.loads(r.stdout)
+    assert out["status"] == "ok" and out["attempts"] == 2, out
+
+    # A schedule: pushed to the site, versioned in the store.
+    sched = Path(__file__).resolve().parents[1] / "docs/examples/schedule-night-saver.json"
+    r = fleet.cli("schedule", "push", str(sched), "--site", "greenwich", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {o["result"]["schedule"] for o in json.loads(r.stdout)} == {"night-saver-2026"}
+    with fleet.store() as s:
+        (row,) = s.db.execute("SELECT name, version FROM schedules").fetchall()
+        assert tuple(row) == ("night-saver-2026", 1)
+        assert s.db.execute("SELECT COUNT(*) FROM schedule_pushes").fetchone()[0] == 2
+
+    # Bad input and an unreachable broker: one line each, distinct statuses.
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "profiles": {}}')
+    r = fleet.cli("schedule", "push", str(bad), "--site", "greenwich")
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = fleet.cli("identify", "--node", "greenwich-001", "--via", "coap")
+    assert r.returncode == 1 and "not a CoAP resource" in r.stderr
+    from lanterna.broker import free_port
+
+    r = fleet.cli("--broker", f"mqtt://127.0.0.1:{free_port()}", "dim", "5", "--site", "greenwich")
+    assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _select(ctx: Ctx, node_ids, group, site, all_nodes):  # type: ignore[no-untyped-def]
+def _select(ctx: Ctx, node_ids, group, site, all_nodes):
     kinds = sum(bool(x) for x in (node_ids, group, site, all_nodes))
     if kinds != 1:
         raise click.UsageError("give exactly one of --node, --group, --site, --all")
@@ -79,23 +80,30 @@ def _run(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
     nodes = _select(ctx, o["node_ids"], o["group"], o["site"], o["all_nodes"])
     commander = Commander(ctx.store(), o["prefix"])
     what = f"{cmd} to {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
-    with click.progressbar(
-        length=len(nodes), label=what, file=click.get_text_stream("stderr"), show_pos=True
-    ) as bar:
+    # The bar appears once the first answer is in: a broker that cannot be reached is
+    # one line of error, with no bar before it.
+    bar = click.progressbar(length=len(nodes), label=what, file=sys.stderr, show_pos=True)
+    shown = []
 
-        def progress(_o) -> None:  # type: ignore[no-untyped-def]
-            bar.update(1)
+    def progress(_o) -> None:
+        if not shown:
+            bar.__enter__()
+            shown.append(True)
+        bar.update(1)
 
-        try:
-            if o["via"] == "coap":
-                outs = commander.send_coap(nodes, cmd, args, o["timeout"], o["retries"], progress)
-            else:
-                outs = commander.send_mqtt(
-                    ctx.broker(), nodes, cmd, args, o["timeout"], o["retries"], progress
-                )
-        except SendError as e:
-            code = EXIT_BROKER if str(e).startswith("broker") else EXIT_FAILED
-            raise LanternaError(str(e), code) from None
+    try:
+        if o["via"] == "coap":
+            outs = commander.send_coap(nodes, cmd, args, o["timeout"], o["retries"], progress)
+        else:
+            outs = commander.send_mqtt(
+                ctx.broker(), nodes, cmd, args, o["timeout"], o["retries"], progress
+            )
+    except SendError as e:
+        code = EXIT_BROKER if str(e).startswith("broker") else EXIT_FAILED
+        raise LanternaError(str(e), code) from None
+    finally:
+        if shown:
+            bar.__exit__(None, None, None)
     failed = [x for x in outs if x.status != "ok"]
     if o["as_json"]:
         emit_json([x.as_json() for x in outs])

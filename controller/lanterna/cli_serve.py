@@ -47,7 +47,7 @@ def serve(ctx: Ctx, prefix: str, batch: int, report_s: float, as_json: bool) -> 
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"serving {broker.url} {prefix}/# into {store.path}", err=True)
 
-    def report(s) -> None:  # type: ignore[no-untyped-def]
+    def report(s) -> None:
         j = s.as_json()
         click.echo(
             f"stored {j['stored']} ({j['rate_per_s']}/s), skipped {j['skipped']}, "
@@ -78,7 +78,7 @@ def serve(ctx: Ctx, prefix: str, batch: int, report_s: float, as_json: bool) -> 
     help="Store, broker and node state of the demo (emptied first).",
 )
 @click.option("--nodes-per-site", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option("--warp", type=click.IntRange(1, 3600), default=600, show_default=True)
+@click.option("--warp", type=click.IntRange(1, 3600), default=120, show_default=True)
 @click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True)
 def demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> None:
     """A virtual district of Greenwich, Porta Romana and Baixa, end to end: mosquitto,

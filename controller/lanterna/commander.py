@@ -106,12 +106,13 @@ class Commander:
 
         outcomes = {n.id: Outcome(n.id) for n in nodes}
         by_id: dict[str, str] = {}  # envelope id -> node, every attempt's
-        answered: dict[str, protocol.Ack] = {}
+        answered: dict[str, protocol.Ack] = {}  # received, not yet looked at
+        handled: set[str] = set()  # ids whose answer was taken (a QoS 1 dup is ignored)
         cv = threading.Condition()
         subscribed = threading.Event()
         failure: list[str] = []
 
-        def on_connect(c, _u, _f, rc, _p) -> None:  # type: ignore[no-untyped-def]
+        def on_connect(c, _u, _f, rc, _p) -> None:
             if rc.is_failure:
                 failure.append(str(rc))
                 subscribed.set()
@@ -121,13 +122,14 @@ class Commander:
         def on_subscribe(*_a: Any) -> None:
             subscribed.set()
 
-        def on_message(_c, _u, m) -> None:  # type: ignore[no-untyped-def]
+        def on_message(_c, _u, m) -> None:
             try:
                 ack = protocol.parse_ack(m.payload)
             except (protocol.AckError, ValueError):
                 return
             with cv:
-                if ack.id in by_id and ack.id not in answered and ack.node == by_id[ack.id]:
+                fresh = ack.id not in answered and ack.id not in handled
+                if ack.id in by_id and fresh and ack.node == by_id[ack.id]:
                     answered[ack.id] = ack
                     cv.notify_all()
 
@@ -169,8 +171,10 @@ class Commander:
                     while waiting:
                         for i, ack in list(answered.items()):
                             node = by_id[i]
+                            del answered[i]
+                            handled.add(i)
                             if node not in waiting:
-                                continue
+                                continue  # an answer to an earlier try, already settled
                             o = outcomes[node]
                             settled = self._settle(o, ack, t0)
                             self.store.finish_command(
@@ -218,7 +222,7 @@ class Commander:
             if not n.coap_port:
                 raise SendError(f"node {n.id} has no CoAP address in the store")
 
-        async def one(ctx, n: Node, o: Outcome) -> None:  # type: ignore[no-untyped-def]
+        async def one(ctx, n: Node, o: Outcome) -> None:
             import aiocoap
 
             t0 = time.monotonic()

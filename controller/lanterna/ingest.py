@@ -88,13 +88,13 @@ class Ingest:
         if broker.tls:
             self.c.tls_set()
         self.c.max_inflight_messages_set(100)
-        self.c.reconnect_delay_set(0.2, 5)
+        self.c.reconnect_delay_set(1, 5)
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
         self.refused: str | None = None
 
-    def _on_connect(self, c, _u, _flags, rc, _props) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, c, _u, _flags, rc, _props) -> None:
         if rc.is_failure:
             self.refused = str(rc)
             return
@@ -106,7 +106,7 @@ class Ingest:
     def _on_disconnect(self, *_a: Any) -> None:
         self.connected.clear()
 
-    def _on_message(self, _c, _u, m) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, _c, _u, m) -> None:
         parts = m.topic.split("/")
         base = len(self.prefix.split("/"))
         self.stats.received += 1
@@ -171,7 +171,7 @@ class Ingest:
         self.c.disconnect()
         self.c.loop_stop()
 
-    def run_until(self, stop: threading.Event, report_s: float = 10.0, report=None) -> None:  # type: ignore[no-untyped-def]
+    def run_until(self, stop: threading.Event, report_s: float = 10.0, report=None) -> None:
         last = time.monotonic()
         while not stop.wait(0.5):
             if report is not None and time.monotonic() - last >= report_s:

@@ -511,7 +511,9 @@ class Store:
             )
             return 1
         if leaf == "tele":
-            e = p.get("energy") if isinstance(p.get("energy"), dict) else {}
+            e = p.get("energy")
+            if not isinstance(e, dict):
+                e = {}
             db.execute(
                 "INSERT INTO telemetry (node, ts, received, level, kwh, power_w, payload)"
                 " VALUES (?,?,?,?,?,?,?)",
