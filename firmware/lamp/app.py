@@ -157,8 +157,17 @@ class Node:
         # publishes it.
         from lamp import telemetry
 
+        # On a fixed cadence: each period is counted from the last one's due time, not
+        # from when its message was done, so telemetry does not drift by the time it
+        # takes; periods missed in a stall are skipped, not sent in a burst.
+        due = clock.mono_ms()
         while True:
-            await clock.sleep_ms(self.cfg["tele_s"] * 1000)
+            period = self.cfg["tele_s"] * 1000  # config_set may change it
+            due += period
+            late = clock.mono_ms() - due
+            if late > 0:
+                due += late // period * period
+            await clock.sleep_ms(due - clock.mono_ms())
             snap = telemetry.snapshot(self)
             if self.net is not None:
                 self.net.tele(snap)
