@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lanterna.procs import die_with_parent
+
 BINARY = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -76,6 +78,7 @@ class Mosquitto:
             [BINARY, "-c", str(self.root / "mosquitto.conf")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -236,8 +236,13 @@ def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
 
     bus = SimBus().start()
     try:
+        from lanterna.procs import die_with_parent
+
         child = subprocess.Popen(
-            args, env=dict(env, LANTERNA_SIMBUS=bus.address), start_new_session=True
+            args,
+            env=dict(env, LANTERNA_SIMBUS=bus.address),
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
         def forward(sig, _frame):

@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from lanterna.paths import REPO
+from lanterna.procs import die_with_parent
 
 SITES = ("greenwich", "porta-romana", "baixa")
 
@@ -72,6 +73,7 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         )
 

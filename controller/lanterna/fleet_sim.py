@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from lanterna import firmware as fw
 from lanterna.paths import board_file, tool
+from lanterna.procs import die_with_parent
 
 # The Sharing Cities lighthouse districts: (lat, lon, IANA zone).
 SITES = {
@@ -222,6 +223,7 @@ class District:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a killed `lanterna sim` leaves no node behind
             )
 
     def alive(self) -> int:

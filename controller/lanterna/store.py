@@ -76,7 +76,8 @@ MIGRATIONS: tuple[str, ...] = (
         power_w REAL,
         payload TEXT NOT NULL
     );
-    CREATE INDEX telemetry_node_ts ON telemetry(node, ts);
+    -- a node sends one telemetry per period: a redelivered message is the same row
+    CREATE UNIQUE INDEX telemetry_node_ts ON telemetry(node, ts);
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         node TEXT NOT NULL,
@@ -514,11 +515,14 @@ class Store:
             e = p.get("energy")
             if not isinstance(e, dict):
                 e = {}
-            db.execute(
-                "INSERT INTO telemetry (node, ts, received, level, kwh, power_w, payload)"
+            cur = db.execute(
+                "INSERT OR IGNORE INTO telemetry"
+                " (node, ts, received, level, kwh, power_w, payload)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (node, ts, received, p.get("level"), e.get("kwh"), e.get("power_w"), json.dumps(p)),
             )
+            if cur.rowcount == 0:
+                return 0  # delivered again (after a crash before its ack): already here
             db.execute(
                 "INSERT INTO node_status (node, tele, last_seen) VALUES (?,?,?)"
                 " ON CONFLICT(node) DO UPDATE SET tele=excluded.tele,"
