@@ -155,7 +155,7 @@ def test_built_in_site_takes_its_own_position_and_zone(run):
 
 
 def test_site_needs_position_and_iana_zone(run):
-    assert "give --lat, --lon, --tz" in run("site", "add", "warsaw", code=2).output
+    assert "give --lat, --lon and --tz" in run("site", "add", "warsaw", code=2).output
     for tz in ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Nowhere", "Europe", "../etc/passwd"):
         r = run("site", "add", "warsaw", "--lat", "52.2", "--lon", "21", "--tz", tz, code=4)
         assert r.output.count("\n") == 1 and "IANA" in r.output

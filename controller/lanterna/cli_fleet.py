@@ -135,15 +135,13 @@ def site_add(
       lanterna site add greenwich
       lanterna site add bordeaux --lat 44.8378 --lon -0.5792 --tz Europe/Paris
     """
-    from lanterna.fleet_sim import SITES
+    from lanterna.fleet_sim import SimError, resolve_site
 
     _name("site", name)
-    if name in SITES:
-        b_lat, b_lon, b_tz = SITES[name]
-        lat, lon, tz = b_lat if lat is None else lat, b_lon if lon is None else lon, tz or b_tz
-    if lat is None or lon is None or tz is None:
-        known = ", ".join(sorted(SITES))
-        raise click.UsageError(f"site {name!r} is not built in ({known}): give --lat, --lon, --tz")
+    try:
+        lat, lon, tz = resolve_site(name, lat, lon, tz)
+    except SimError as e:
+        raise click.UsageError(str(e)) from None
     _in_range("--lat", lat, -90, 90)
     _in_range("--lon", lon, -180, 180)
     _check_tz(tz)

@@ -45,6 +45,21 @@ class SimNode:
     proc: subprocess.Popen | None = None
 
 
+def resolve_site(
+    site: str, lat: float | None, lon: float | None, tz: str | None
+) -> tuple[float, float, str]:
+    """A site's coordinates and zone: what is given, else the built-in site's."""
+    if site in SITES:
+        s_lat, s_lon, s_tz = SITES[site]
+        lat = s_lat if lat is None else lat
+        lon = s_lon if lon is None else lon
+        tz = s_tz if tz is None else tz
+    if lat is None or lon is None or tz is None:
+        known = ", ".join(sorted(SITES))
+        raise SimError(f"site {site!r} is not built in ({known}): give --lat, --lon and --tz")
+    return lat, lon, tz
+
+
 def broker_address(url: str) -> tuple[str, int]:
     u = urlparse(url)
     if u.scheme not in ("mqtt", "") or not u.hostname:
@@ -65,14 +80,7 @@ def prepare(
 ) -> list[SimNode]:
     """Create or refresh every node's state directory; secrets are made once and kept."""
 
-    if site in SITES:
-        s_lat, s_lon, s_tz = SITES[site]
-        lat = s_lat if lat is None else lat
-        lon = s_lon if lon is None else lon
-        tz = s_tz if tz is None else tz
-    elif lat is None or lon is None or tz is None:
-        known = ", ".join(sorted(SITES))
-        raise SimError(f"site {site!r} is not built in ({known}): give --lat, --lon and --tz")
+    lat, lon, tz = resolve_site(site, lat, lon, tz)
     host, port = broker_address(broker)
     state_dir.mkdir(parents=True, exist_ok=True)
     # Several sims (one per site) may share a state directory: one at a time here, or
@@ -139,12 +147,7 @@ def register(
     """Enter a prepared district in the controller's store: its site (with the IANA zone,
     or the TZ given), and every node with its board, location, command key and CoAP
     address. A node whose key is unchanged keeps its command counter."""
-    if site in SITES:
-        s_lat, s_lon, s_tz = SITES[site]
-        lat = s_lat if lat is None else lat
-        lon = s_lon if lon is None else lon
-        tz = s_tz if tz is None else tz
-    assert lat is not None and lon is not None and tz is not None  # prepare() checked
+    lat, lon, tz = resolve_site(site, lat, lon, tz)
     store.put_site(site, lat, lon, tz)
     creds = json.loads((state_dir / "credentials.json").read_text())
     for n in nodes:

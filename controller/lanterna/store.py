@@ -268,42 +268,29 @@ class Store:
         if self.site(site) is None:
             raise StoreError(f"unknown site {site!r}: add it first")
         with self.tx() as db:
-            old = db.execute("SELECT key_hex FROM nodes WHERE id=?", (node,)).fetchone()
-            if old is None:
-                db.execute(
-                    "INSERT INTO nodes (id, site, board, lat, lon, key_hex, rated_w, coap_host,"
-                    " coap_port, ctr, added) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
-                    (
-                        node,
-                        site,
-                        board,
-                        lat,
-                        lon,
-                        key.hex(),
-                        rated_w,
-                        coap_host,
-                        coap_port,
-                        time.time(),
-                    ),
-                )
-            else:
-                db.execute(
-                    "UPDATE nodes SET site=?, board=?, lat=?, lon=?, key_hex=?, rated_w=?,"
-                    " coap_host=?, coap_port=?, ctr=CASE WHEN key_hex=? THEN ctr ELSE 0 END"
-                    " WHERE id=?",
-                    (
-                        site,
-                        board,
-                        lat,
-                        lon,
-                        key.hex(),
-                        rated_w,
-                        coap_host,
-                        coap_port,
-                        key.hex(),
-                        node,
-                    ),
-                )
+            # SET reads the row as it was: a new key (the old key_hex differs) restarts
+            # the counter; the same key keeps it.
+            db.execute(
+                "INSERT INTO nodes (id, site, board, lat, lon, key_hex, rated_w, coap_host,"
+                " coap_port, ctr, added) VALUES (?,?,?,?,?,?,?,?,?,0,?)"
+                " ON CONFLICT(id) DO UPDATE SET site=excluded.site, board=excluded.board,"
+                " lat=excluded.lat, lon=excluded.lon, rated_w=excluded.rated_w,"
+                " coap_host=excluded.coap_host, coap_port=excluded.coap_port,"
+                " key_hex=excluded.key_hex,"
+                " ctr=CASE WHEN key_hex=excluded.key_hex THEN ctr ELSE 0 END",
+                (
+                    node,
+                    site,
+                    board,
+                    lat,
+                    lon,
+                    key.hex(),
+                    rated_w,
+                    coap_host,
+                    coap_port,
+                    time.time(),
+                ),
+            )
 
     def remove_node(self, node: str) -> None:
         with self.tx() as db:
