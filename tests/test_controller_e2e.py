@@ -259,6 +259,23 @@ def test_coap_commands_replay_recovery_schedule_push_and_errors(fleet, tmp_path)
         assert tuple(row) == ("night-saver-2026", 1)
         assert s.db.execute("SELECT COUNT(*) FROM schedule_pushes").fetchone()[0] == 2
 
+    # identify answers; reboot answers, and the virtual node comes back by itself (as an
+    # ESP32 after machine.reset()) and says why it booted.
+    r = fleet.cli("identify", "--node", "greenwich-001", "--seconds", "2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["result"] == {"seconds": 2}
+
+    def boots(s: Store) -> list[str]:
+        return [
+            json.loads(e["payload"]).get("reset_cause")
+            for e in s.events(node="greenwich-002")
+            if e["event"] == "boot"
+        ]
+
+    r = fleet.cli("reboot", "--node", "greenwich-002", "--delay", "0", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["status"] == "ok", r.stdout
+    fleet.wait(lambda s: "soft" in boots(s), 60, "greenwich-002 to boot again after reboot")
+    fleet.wait(lambda s: len(online(s)) == 2, 60, "greenwich-002 online again")
+
     # Bad input and an unreachable broker: one line each, distinct statuses.
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": 1, "profiles": {}}')

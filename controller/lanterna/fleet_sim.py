@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,6 +32,9 @@ SITES = {
     "porta-romana": (45.4509, 9.2049, "Europe/Rome"),
     "baixa": (38.7105, -9.1366, "Europe/Lisbon"),
 }
+
+
+SOFT_RESET = 3  # the exit status of a virtual node's machine.reset() (lamp.hal.sim)
 
 
 class SimError(Exception):
@@ -196,6 +200,11 @@ class District:
         self.extra_args: list[str] = []  # more node arguments (--start, ...)
 
     def start(self) -> None:
+        self._t0 = time.time()
+        for n in self.nodes:
+            self._launch(n, self.extra_args)
+
+    def _launch(self, n: SimNode, extra: list[str], reset_cause: str | None = None) -> None:
         heap = fw.romfs_heap(self.board["heap"], self.image)
         env = dict(
             os.environ,
@@ -203,31 +212,47 @@ class District:
             LANTERNA_ROMFS=str(self.image),
             LANTERNA_SIMBUS=self.bus.address,
         )
+        if reset_cause:
+            env["LANTERNA_RESET_CAUSE"] = reset_cause
         romboot = str(Path(fw.__file__).with_name("romboot.py"))
+        log = open(n.dir / "node.log", "a")  # noqa: SIM115 -- open while the node runs
+        self._logs.append(log)
+        n.proc = subprocess.Popen(
+            [
+                self.binary,
+                "-X",
+                f"heapsize={heap}",
+                romboot,
+                "--board",
+                str(self.board_path),
+                "--config",
+                "config.json",
+                "--warp",
+                str(self.warp),
+                *extra,
+            ],
+            cwd=n.dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed `lanterna sim` leaves no node behind
+        )
+
+    def supervise(self) -> int:
+        """Restart the nodes that ended with a soft reset (exit status 3: a `reboot`
+        command, the watchdog), as the ESP32 restarts itself; their clock goes on from
+        where the district's is. -> how many were restarted."""
+        restarted = 0
         for n in self.nodes:
-            log = open(n.dir / "node.log", "a")  # noqa: SIM115 -- open while the node runs
-            self._logs.append(log)
-            n.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "-X",
-                    f"heapsize={heap}",
-                    romboot,
-                    "--board",
-                    str(self.board_path),
-                    "--config",
-                    "config.json",
-                    "--warp",
-                    str(self.warp),
-                    *self.extra_args,
-                ],
-                cwd=n.dir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # a killed `lanterna sim` leaves no node behind
-            )
+            if n.proc is not None and n.proc.poll() == SOFT_RESET:
+                start = self._t0
+                if "--start" in self.extra_args:
+                    start = float(self.extra_args[self.extra_args.index("--start") + 1])
+                now = start + (time.time() - self._t0) * self.warp
+                self._launch(n, ["--start", str(int(now))], reset_cause="soft")
+                restarted += 1
+        return restarted
 
     def alive(self) -> int:
         return sum(1 for n in self.nodes if n.proc is not None and n.proc.poll() is None)
@@ -254,5 +279,8 @@ class District:
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
-        while not done.is_set() and self.alive():
-            done.wait(1.0)
+        while not done.is_set():
+            self.supervise()
+            if not self.alive():
+                break
+            done.wait(0.5)

@@ -133,7 +133,8 @@ class SimHal(HalBase):
         self.wdt_timeout_ms = None
         self.wdt_feeds = 0
         self.resets = 0
-        self._cause = reset_cause
+        # A virtual node restarted after its soft reset is told so by its runner.
+        self._cause = _env("LANTERNA_RESET_CAUSE") or reset_cause
         self._rtc_mem = b""
         self._i2c = SimI2C()
         self._uart = SimUART()
