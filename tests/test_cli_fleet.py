@@ -14,7 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from lanterna import cli_fleet
+from lanterna import cli_views, fleet_format
 from lanterna.cli import cli
 from lanterna.store import Store
 
@@ -486,7 +486,7 @@ def test_a_file_that_is_not_a_store_exits_6(run, db):
 
 
 def test_age_is_short():
-    assert [cli_fleet.age(s) for s in (0, 12, 61, 3599, 3600, 86400 * 3)] == [
+    assert [fleet_format.age(s) for s in (0, 12, 61, 3599, 3600, 86400 * 3)] == [
         "0s ago",
         "12s ago",
         "1m ago",
@@ -545,7 +545,7 @@ def test_follow_yields_rows_another_connection_stores(fleet):
 
     def tail() -> None:
         with Store(fleet) as store:  # its own connection, as in another process
-            for r in cli_fleet.follow(store, 0, stop, {"gw-001"}, interval=0.02):
+            for r in cli_views.follow(store, 0, stop, {"gw-001"}, interval=0.02):
                 got.put((r["node"], r["level"]))
 
     t = threading.Thread(target=tail)
@@ -573,7 +573,7 @@ def test_tail_follow_ends_cleanly_on_ctrl_c(fleet, run, monkeypatch):
         yield from store.telemetry_since(after_id)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_fleet, "follow", follow)
+    monkeypatch.setattr(cli_views, "follow", follow)
     r = run("telemetry", "tail", "--node", "gw-001", "--limit", "1", "--follow", "--json")
     assert [json.loads(ln)["level"] for ln in r.stdout.splitlines()] == [10, 70]
     assert seen == {"after": 2, "nodes": {"gw-001"}}

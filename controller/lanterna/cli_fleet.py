@@ -1,5 +1,5 @@
-"""The fleet views of ``lanterna``: the sites, nodes and groups in the store, and what the
-nodes said (status, faults, telemetry).
+"""The fleet registry of ``lanterna``: the sites, nodes and groups in the store (the live
+views, status, faults and telemetry, are in lanterna.cli_views).
 
 Everything here reads or edits the store (lanterna.store); nothing talks to a node, so
 every view works with the broker down. A node's key is stored but never shown: views
@@ -8,67 +8,32 @@ print ``Node.public()``, and an error about a key names where it came from, not 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import sqlite3
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from lanterna.cli import cli, node
-from lanterna.context import EXIT_STORE, Ctx, LanternaError, malformed, pass_ctx, store_errors
+from lanterna.context import Ctx, malformed, pass_ctx, store_errors
+from lanterna.fleet_format import (
+    _cell,
+    _count,
+    _select,
+    _status_json,
+    _status_table,
+    _yes_no,
+    age,
+    iso,
+)
 from lanterna.output import emit_json, json_option, table
-from lanterna.store import Node, Store, UnknownGroup, UnknownNode
-
-# The live view polls: `lanterna serve` writes from another process and SQLite tells no
-# other connection about a commit.
-POLL_S = 0.5
+from lanterna.store import Store, UnknownGroup, UnknownNode
 
 # Node and site names are MQTT topic levels ({prefix}/{site}/{node}/{leaf},
 # docs/protocol.md): no '/', no wildcards, no spaces.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def fleet_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """store_errors (unknown names: exit 3), plus an SQLite failure as exit 6, one line."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except sqlite3.Error as e:
-            raise LanternaError(f"store: {e}", EXIT_STORE) from None
-
-    return store_errors(wrapper)
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def age(seconds: float) -> str:
-    """A short age for a person: 12s, 5m, 3h, 2d (ago)."""
-    s = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit} ago"
-    return f"{s}s ago"
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'s' if n != 1 else ''}"
-
-
-def _cell(v: Any, fmt: str = "") -> str:
-    return "-" if v is None or v == [] else format(v, fmt)
 
 
 def _name(kind: str, value: str) -> str:
@@ -83,17 +48,6 @@ def _name(kind: str, value: str) -> str:
 def _in_range(option: str, value: float | None, lo: float, hi: float) -> None:
     if value is not None and not lo <= value <= hi:
         raise malformed(f"{option}: {value} is outside {lo:g}..{hi:g}")
-
-
-def _select(store: Store, site: str | None, group: str | None, ids: Sequence[str]) -> list[Node]:
-    return store.nodes(site=site, group=group, ids=list(ids) or None)
-
-
-# Every view can narrow the fleet the same way.
-def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--node", "node_ids", multiple=True, help="This node (repeatable).")(fn)
-    fn = click.option("--group", help="Only the nodes of this group.")(fn)
-    return click.option("--site", help="Only the nodes of this site.")(fn)
 
 
 # -- sites -------------------------------------------------------------------------------
@@ -123,7 +77,7 @@ def _check_tz(tz: str) -> None:
 @click.option("--tz", help="IANA time zone name (Europe/Rome).")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def site_add(
     c: Ctx, name: str, lat: float | None, lon: float | None, tz: str | None, as_json: bool
 ) -> None:
@@ -157,7 +111,7 @@ def site_add(
 @site.command("list")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def site_list(c: Ctx, as_json: bool) -> None:
     """The sites, with how many nodes each has."""
     store = c.store()
@@ -221,7 +175,7 @@ def _coap(spec: str | None) -> tuple[str | None, int | None]:
 @click.option("--coap", help="HOST:PORT of the node's CoAP server, for direct commands.")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def node_add(
     c: Ctx,
     node_id: str,
@@ -281,7 +235,7 @@ def node_add(
 @click.option("--group", help="Only the nodes of this group.")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def node_list(c: Ctx, site: str | None, group: str | None, as_json: bool) -> None:
     """The registered nodes (never their keys).
 
@@ -299,10 +253,6 @@ def node_list(c: Ctx, site: str | None, group: str | None, as_json: bool) -> Non
         for p in nodes
     ]
     click.echo(table(("node", "site", "board", "rated W", "coap", "groups"), rows, right=(3,)))
-
-
-def _status_json(s: dict[str, Any]) -> dict[str, Any]:
-    return dict(s, last_seen=iso(s["last_seen"]), last_seen_epoch=s["last_seen"])
 
 
 def _event_json(e: dict[str, Any]) -> dict[str, Any]:
@@ -335,7 +285,7 @@ def _command_json(r: dict[str, Any]) -> dict[str, Any]:
 @click.argument("node_id", metavar="ID")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def node_show(c: Ctx, node_id: str, as_json: bool) -> None:
     """One node: what is registered, its status, its last 10 events and commands."""
     import time
@@ -386,7 +336,7 @@ def node_show(c: Ctx, node_id: str, as_json: bool) -> None:
 @click.argument("node_id", metavar="ID")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def node_remove(c: Ctx, node_id: str, as_json: bool) -> None:
     """Forget a node (its key, its group memberships, its status; not its history)."""
     c.store().remove_node(node_id)
@@ -409,7 +359,7 @@ def group() -> None:
 @click.option("--description", default="", help="What the group is for.")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_create(c: Ctx, name: str, description: str, as_json: bool) -> None:
     """Create a group, or change its description.
 
@@ -432,7 +382,7 @@ def group_create(c: Ctx, name: str, description: str, as_json: bool) -> None:
 @click.argument("name")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_delete(c: Ctx, name: str, as_json: bool) -> None:
     """Delete a group (its nodes stay registered)."""
     c.store().remove_group(name)
@@ -447,7 +397,7 @@ def group_delete(c: Ctx, name: str, as_json: bool) -> None:
 @click.argument("node_ids", metavar="NODE...", nargs=-1, required=True)
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_add(c: Ctx, name: str, node_ids: tuple[str, ...], as_json: bool) -> None:
     """Put nodes in a group (all or none: an unknown node changes nothing).
 
@@ -465,7 +415,7 @@ def group_add(c: Ctx, name: str, node_ids: tuple[str, ...], as_json: bool) -> No
 @click.argument("node_ids", metavar="NODE...", nargs=-1, required=True)
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_remove(c: Ctx, name: str, node_ids: tuple[str, ...], as_json: bool) -> None:
     """Take nodes out of a group (they stay registered)."""
     store = c.store()
@@ -493,7 +443,7 @@ def _group_done(store: Store, name: str, as_json: bool) -> None:
 @group.command("list")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_list(c: Ctx, as_json: bool) -> None:
     """The groups, with how many nodes each has."""
     groups = c.store().groups()
@@ -508,7 +458,7 @@ def group_list(c: Ctx, as_json: bool) -> None:
 @click.argument("name")
 @json_option
 @pass_ctx
-@fleet_errors
+@store_errors
 def group_show(c: Ctx, name: str, as_json: bool) -> None:
     """A group and the status of its nodes."""
     store = c.store()
@@ -519,235 +469,3 @@ def group_show(c: Ctx, name: str, as_json: bool) -> None:
         return
     click.echo(f"group {name}: {g['description'] or '(no description)'}")
     click.echo(_status_table(status) if status else "no nodes")
-
-
-# -- status and faults -------------------------------------------------------------------
-
-
-def _yes_no(online: bool | None) -> str:
-    return "?" if online is None else "yes" if online else "no"
-
-
-def _status_table(status: list[dict[str, Any]]) -> str:
-    import time
-
-    now = time.time()
-    rows = [
-        (
-            s["node"],
-            s["site"],
-            _yes_no(s["online"]),
-            _cell(s["level"]),
-            _cell(s["mode"]),
-            _cell(s["firmware"]),
-            "never" if s["last_seen"] is None else age(now - s["last_seen"]),
-            ", ".join(s["faults"]) or "-",
-        )
-        for s in status
-    ]
-    headers = ("node", "site", "online", "level", "mode", "firmware", "last seen", "faults")
-    return table(headers, rows, right=(3,))
-
-
-@cli.command("status")
-@_selection
-@click.option(
-    "--online/--offline",
-    default=None,
-    help="Only nodes online; or only nodes not known to be (offline or never heard from).",
-)
-@click.option("--faulty", is_flag=True, help="Only nodes with active faults.")
-@json_option
-@pass_ctx
-@fleet_errors
-def status(
-    c: Ctx,
-    site: str | None,
-    group: str | None,
-    node_ids: tuple[str, ...],
-    online: bool | None,
-    faulty: bool,
-    as_json: bool,
-) -> None:
-    """What each node last said: online, level, mode, firmware, last seen, faults.
-
-    A summary (nodes, online, with faults) follows on stderr.
-
-    \b
-    Examples:
-      lanterna status --site greenwich
-      lanterna status --group high-street --offline
-      lanterna status --faulty --json
-    """
-    store = c.store()
-    rows = store.status(_select(store, site, group, node_ids))
-    if online is not None:
-        rows = [s for s in rows if (s["online"] is True) == online]
-    if faulty:
-        rows = [s for s in rows if s["faults"]]
-    if as_json:
-        emit_json([_status_json(s) for s in rows])
-    elif rows:
-        click.echo(_status_table(rows))
-    n_online = sum(1 for s in rows if s["online"])
-    n_faulty = sum(1 for s in rows if s["faults"])
-    click.echo(f"{_count(len(rows), 'node')}, {n_online} online, {n_faulty} with faults", err=True)
-
-
-@cli.command("faults")
-@_selection
-@json_option
-@pass_ctx
-@fleet_errors
-def faults(
-    c: Ctx, site: str | None, group: str | None, node_ids: tuple[str, ...], as_json: bool
-) -> None:
-    """Active faults, one row each, with the event that raised it (when it was stored).
-
-    Lamp faults carry their TALQ names (lampFailure, relayFailure, ...); a failed sensor
-    is sensor:NAME.
-
-    \b
-    Example:
-      lanterna faults --site greenwich
-    """
-    store = c.store()
-    out = []
-    for s in store.status(_select(store, site, group, node_ids)):
-        if not s["faults"]:
-            continue
-        raised = store.fault_raises(s["node"], s["faults"])
-        for f in s["faults"]:
-            e = raised.get(f)
-            out.append(
-                {
-                    "node": s["node"],
-                    "site": s["site"],
-                    "fault": f,
-                    "raised": iso(e["ts"]) if e else None,
-                    "detail": e["payload"].get("detail") if e else None,
-                }
-            )
-    if as_json:
-        emit_json(out)
-        return
-    if out:
-        rows = [
-            (r["node"], r["site"], r["fault"], _cell(r["raised"]), _cell(r["detail"])) for r in out
-        ]
-        click.echo(table(("node", "site", "fault", "raised", "detail"), rows))
-    nodes = len({r["node"] for r in out})
-    click.echo(f"{_count(len(out), 'fault')} on {_count(nodes, 'node')}", err=True)
-
-
-# -- telemetry ---------------------------------------------------------------------------
-
-
-@cli.group()
-def telemetry() -> None:
-    """The telemetry the nodes publish, as `lanterna serve` stores it."""
-
-
-def follow(
-    store: Store,
-    after_id: int,
-    stop: threading.Event,
-    nodes: set[str] | None = None,
-    interval: float = POLL_S,
-) -> Iterator[sqlite3.Row]:
-    """Telemetry rows stored after `after_id` (of these nodes), as they arrive, until
-    `stop` is set."""
-    while not stop.is_set():
-        rows = store.telemetry_since(after_id)
-        for r in rows:
-            after_id = r["id"]
-            if nodes is None or r["node"] in nodes:
-                yield r
-        if not rows:
-            stop.wait(interval)
-
-
-def _tele_json(r: sqlite3.Row) -> str:
-    p = json.loads(r["payload"])
-    d = {
-        "id": r["id"],
-        "ts": iso(r["ts"]),
-        "received": iso(r["received"]),
-        "node": r["node"],
-        "level": r["level"],
-        "power_w": r["power_w"],
-        "kwh": r["kwh"],
-        "heap_free": p.get("heap_free"),
-        "tele": p,
-    }
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
-
-
-def _tele_line(r: sqlite3.Row | None, width: int) -> str:
-    """One fixed-width row (a followed stream cannot be laid out as a table); None: header."""
-    if r is None:
-        cells: tuple[str, ...] = ("time", "node", "level", "power W", "kWh", "heap_free")
-    else:
-        heap = json.loads(r["payload"]).get("heap_free")
-        cells = (
-            _cell(iso(r["ts"])),
-            r["node"],
-            _cell(r["level"]),
-            _cell(r["power_w"], ".1f"),
-            _cell(r["kwh"], ".3f"),
-            _cell(heap),
-        )
-    t, n, *nums = cells
-    return f"{t:<20}  {n:<{width}}  " + "  ".join(
-        v.rjust(w) for v, w in zip(nums, (5, 8, 10, 9), strict=True)
-    )
-
-
-@telemetry.command("tail")
-@_selection
-@click.option("--follow/--no-follow", "keep_following", default=False, help="Keep printing.")
-@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
-@json_option
-@pass_ctx
-@fleet_errors
-def telemetry_tail(
-    c: Ctx,
-    site: str | None,
-    group: str | None,
-    node_ids: tuple[str, ...],
-    keep_following: bool,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """The last LIMIT telemetry rows; with --follow, then every new one until Ctrl-C.
-
-    --json prints one JSON object per line (JSON Lines), with the whole tele payload.
-
-    \b
-    Examples:
-      lanterna telemetry tail --site greenwich --limit 20
-      lanterna telemetry tail --node greenwich-001 --follow --json | jq .level
-    """
-    store = c.store()
-    ids = None
-    if site or group or node_ids:
-        ids = [n.id for n in _select(store, site, group, node_ids)]
-    top = store.telemetry_last(1)  # before the rows, so nothing falls between the two
-    rows = store.telemetry_last(limit, ids)
-    after = rows[-1]["id"] if rows else top[0]["id"] if top else 0
-    width = max([4, *(len(i) for i in ids or ()), *(len(r["node"]) for r in rows)])
-
-    def show(r: sqlite3.Row) -> None:
-        click.echo(_tele_json(r) if as_json else _tele_line(r, width))
-
-    if not as_json:
-        click.echo(_tele_line(None, width))
-    for r in rows:
-        show(r)
-    if not keep_following:
-        return
-    try:
-        for r in follow(store, after, threading.Event(), set(ids) if ids is not None else None):
-            show(r)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a live view ends: exit 0, no "Aborted!"
