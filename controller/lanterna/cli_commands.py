@@ -83,7 +83,7 @@ def _run(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
     # The bar appears once the first answer is in: a broker that cannot be reached is
     # one line of error, with no bar before it.
     bar = click.progressbar(length=len(nodes), label=what, file=sys.stderr, show_pos=True)
-    shown = []
+    shown: list[bool] = []
 
     def progress(_o) -> None:
         if not shown:
