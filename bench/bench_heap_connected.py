@@ -106,6 +106,9 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
             if time.monotonic() > deadline:
                 errors.append("the day did not end in time: the node stalled")
                 break
+            if "MemoryError" in (n.dir / "node.log").read_text():
+                errors.append("MemoryError")  # failed: no need to wait for the rest
+                break
             tele = obs.leaf("tele")
             up = tele[-1]["uptime_s"] if tele else 0
             if up >= (hours + 1) * 3600:
