@@ -254,7 +254,7 @@ def test_cli_json_has_nodes_sites_groups_and_total(db):
     assert out["co2_kg_per_kwh"] == 0.233
     assert out["baseline"] == "full rated power from sunset to sunrise"
     assert out["total"]["nodes"] == 3
-    assert "2 of 3 nodes did not report" in res.stderr
+    assert "2 of 3 nodes reported for less than 95 %" in res.stderr
 
 
 def test_cli_table_shows_site_and_group_rows_and_a_total(db):
