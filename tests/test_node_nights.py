@@ -20,10 +20,12 @@ NIGHT = re.compile(r"^(\S+) night (\d+) heap alloc (\d+) free (\d+)$")
 
 def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cmd, repo, tmp_path):
     example = repo / "docs" / "examples" / "schedule-greenwich.json"
-    # Sensors polled every 10 min and telemetry hourly: at this warp the default 5 s poll
-    # would be 8,640 sensor rounds per real second, and the test is about the lamp.
+    # The test is about the lamp: no sensor fitted, telemetry hourly. With the sensors on
+    # the device bus the node at this warp sometimes stalls for 35-300 ms of real time
+    # (hours of node time) and misses a step; harmless at real speed, where 300 ms is
+    # 300 ms. The sensors have their own tests (test_node_sensors, bench_heap).
     cfg = tmp_path / "node.json"
-    cfg.write_text(json.dumps({"sensors": {"poll_s": 600, "stale_s": 3600}, "tele_s": 3600}))
+    cfg.write_text(json.dumps({"sensors": {"fitted": []}, "tele_s": 3600}))
     node = spawn(
         [
             *lanterna_cmd,

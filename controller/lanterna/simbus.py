@@ -125,6 +125,8 @@ class SimBus:
                 conn, _ = self._srv.accept()
             except OSError:
                 return
+            # Request and answer are one small segment each: never held back for an ACK.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conns.append(conn)
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()

@@ -20,6 +20,7 @@ class Link:
     def __init__(self, address, hello):
         host, port = address.rsplit(":", 1)
         s = socket.socket()
+        s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: no request waits for an ACK
         s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self.s = s
         self.call(ord("H"), 0, 0, hello)
