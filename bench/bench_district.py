@@ -52,9 +52,7 @@ def main() -> None:
         broker = Mosquitto(tmp / "broker")
         nodes = prepare(tmp / "state", n, "greenwich", "mqtt://127.0.0.1:1", tele_s=10)
         creds = json.loads((tmp / "state" / "credentials.json").read_text())
-        for node, c in creds.items():
-            broker.users[node] = c["password"]
-        broker._write_config()
+        broker.add_users({node: c["password"] for node, c in creds.items()})
         broker.start()
         nodes = prepare(tmp / "state", n, "greenwich", broker.url, tele_s=10)
         online: set[str] = set()

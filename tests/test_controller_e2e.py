@@ -67,9 +67,7 @@ class Fleet:
             assert r.returncode == 0, r.stderr
             runs.append(args)
         creds = json.loads((self.state / "credentials.json").read_text())
-        for node, c in creds.items():
-            self.broker.users[node] = c["password"]
-        self.broker.add_user("controller", self.broker.users["controller"])  # rewrite, restart
+        self.broker.add_users({node: c["password"] for node, c in creds.items()})
         for args in runs:
             self.spawn(*args, "--time-warp", str(warp))
 

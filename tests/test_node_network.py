@@ -87,8 +87,7 @@ def node(mosquitto, tmp_path, outbox_count):
     cfg["mqtt"]["outbox_count"] = outbox_count
     cfg_path.write_text(json.dumps(cfg))
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
-    mosquitto.users[NODE] = creds[NODE]["password"]
-    mosquitto.add_user("controller", mosquitto.users["controller"])
+    mosquitto.add_user(NODE, creds[NODE]["password"])
     watch = Watch(mosquitto)
     d = District(nodes, warp=6, board="sim-s3")
     d.start()

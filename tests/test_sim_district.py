@@ -67,9 +67,7 @@ def _count(msgs, leaf: str, payload: bytes | None = None) -> int:
 def district(mosquitto, tmp_path):
     nodes = prepare(tmp_path / "state", NODES, "greenwich", mosquitto.url, tele_s=10)
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
-    for node, c in creds.items():
-        mosquitto.users[node] = c["password"]
-    mosquitto.add_user("controller", mosquitto.users["controller"])  # rewrites, restarts
+    mosquitto.add_users({node: c["password"] for node, c in creds.items()})
     obs = Observer(mosquitto)
     d = District(nodes, warp=6, board="sim-s3")
     d.start()

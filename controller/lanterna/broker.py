@@ -38,7 +38,12 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def add_user(self, name: str, password: str) -> None:
-        self.users[name] = password
+        self.add_users({name: password})
+
+    def add_users(self, users: dict[str, str]) -> None:
+        """Accounts into the password file in one write; a running broker restarts to
+        read it."""
+        self.users.update(users)
         self._write_config()
         if self.proc is not None:
             self.restart()

@@ -110,9 +110,7 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
             runs.append(args)
         # The broker's password file gets every node's own credentials (and no others).
         creds = json.loads((state / "credentials.json").read_text())
-        for node, c in creds.items():
-            broker.users[node] = c["password"]
-        broker._write_config()
+        broker.add_users({node: c["password"] for node, c in creds.items()})
         broker.start()
         click.secho(f"mosquitto on {broker.url} ({len(creds)} node accounts)", err=True)
         t0 = time.time()
