@@ -153,7 +153,20 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
         "min_heap_free": min((t["heap_free"] for t in tele), default=None),
         "passed": not errors and hours == 24 and len(acks) >= sent and "MemoryError" not in log,
         "errors": errors,
+        # Where the first one struck: the traceback the node logged, for the diet.
+        "first_memory_error": _traceback(log, "MemoryError"),
     }
+
+
+def _traceback(log: str, what: str) -> list[str]:
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if what in line:
+            start = i
+            while start > 0 and not lines[start].startswith("Traceback"):
+                start -= 1
+            return lines[max(start, i - 12) : i + 1]
+    return []
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import sys
 
 base = gc.mem_alloc()  # the mounted image and the runner: not the node's
 gc.threshold(8192)
-from asyncio import StreamReader, wait_for_ms  # noqa: E402, F401 -- as main.py preloads
+from asyncio import wait_for_ms  # noqa: E402, F401 -- as main.py preloads
 
 import lamp.app  # noqa: E402, F401
 import lamp.hal.sim  # noqa: E402, F401

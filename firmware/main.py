@@ -12,7 +12,7 @@ gc.threshold(8192)
 # one-off boot work after it (board and config checks, the TZ parser, the schedule
 # validator, all unloaded again) leaves its holes above the long-lived code, not in it:
 # fragmentation, not size, is what ends a MicroPython heap.
-from asyncio import StreamReader, wait_for_ms  # noqa: F401 -- asyncio imports these lazily
+from asyncio import wait_for_ms  # noqa: F401 -- asyncio imports it lazily
 
 import lamp.app  # noqa: F401
 import lamp.schedule  # noqa: F401

@@ -4,11 +4,10 @@
 # cannot process, duplicate detection) and the request layer (Block1 reassembly into one
 # bounded body, Block2 slicing of the handler's answer). One application handler
 # answers every request; see docs/coap.md for what is supported and the limits.
-import asyncio
 import os
 import socket
 
-from lamp import clock, log
+from lamp import aio, clock, log
 from lamp import coap_msg as M
 
 try:
@@ -71,12 +70,6 @@ class CoapError(Exception):
         self.message = message
 
 
-def _readable(sock):
-    # Awaitable: park the task in asyncio's I/O poller until `sock` has a datagram, as
-    # asyncio.StreamReader.read does (its read() would drop the sender's address).
-    yield asyncio.core._io_queue.queue_read(sock)  # type: ignore[attr-defined]
-
-
 class CoapServer:
     def __init__(self, handler, resources, port=5683, host="0.0.0.0", szx=6, max_body=8192):
         # handler(method, path, payload, content_format, accept, query)
@@ -119,7 +112,7 @@ class CoapServer:
             self.sock = s
             log.info("coap", "listening on %s:%d", self.host, self.port)
             while True:
-                await _readable(s)
+                await aio.readable(s)
                 self._serve_one(s)
         finally:
             self.sock = None

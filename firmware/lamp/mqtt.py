@@ -9,8 +9,9 @@
 # of time, and asyncio.sleep_ms/wait_for_ms run on that same clock.
 import asyncio
 import os
+import socket  # noqa: F401 -- for the type comment
 
-from lamp import log
+from lamp import aio, log
 from lamp import mqtt_packet as pk
 
 try:
@@ -93,9 +94,7 @@ class MQTTClient:
         self._err = None  # type: Exception | None
         self._up = self._rx = self._tx = _ticks()  # CONNACK, last packet in, out
         self._pinging = False
-        # The connection: one asyncio Stream on MicroPython, both reader and writer.
-        self._r = None  # type: asyncio.StreamReader | None
-        self._w = None  # type: asyncio.StreamWriter | None
+        self._s = None  # type: socket.socket | None  # the connection (lamp.aio)
         self._task = None  # type: asyncio.Task | None  # the reader, one per connection
         self._wake = asyncio.Event()
         self._done = asyncio.Event()  # set while run() is not running
@@ -193,9 +192,7 @@ class MQTTClient:
         self._err = None
         self._unsent = list(self._subs)
         self._subpid = {}
-        self._r, self._w = await asyncio.open_connection(
-            self._host, self._port, ssl=self._ssl or None
-        )
+        self._s = await aio.connect(self._host, self._port, self._ssl)
         await self._send(self._hello)
         p = await self._packet()
         if p.kind != 0x20:  # the first packet from the broker is CONNACK (sec. 3.2)
@@ -315,14 +312,12 @@ class MQTTClient:
     async def _send(self, a, b=None, c=None, d=None):
         # One packet, written whole under the lock so the two tasks never interleave.
         async with self._lock:
-            w = self._w
-            if w is None:
+            s = self._s
+            if s is None:
                 raise OSError("not connected")
             for part in (a, b, c, d):
                 if part is not None:
-                    w.write(part)
-            if getattr(w, "out_buf"):  # what the socket did not take at once (MicroPython)
-                await asyncio.wait_for_ms(w.drain(), _IO_MS)
+                    await aio.write(s, part, _IO_MS)
         self._tx = _ticks()
 
     async def _packet(self):
@@ -334,10 +329,11 @@ class MQTTClient:
                 if p.ready:
                     return p
                 continue
-            r = self._r
-            if r is None:
+            s = self._s
+            if s is None:
                 raise OSError("not connected")
-            n = await r.readinto(self._rbuf)
+            await aio.readable(s)
+            n = s.readinto(self._rbuf)
             if n is None:  # TLS: a record not complete yet
                 continue
             if n == 0:
@@ -404,10 +400,10 @@ class MQTTClient:
         t, self._task = self._task, None
         if t is not None:
             t.cancel()
-        w, self._w, self._r = self._w, None, None
-        if w is not None:
+        s, self._s = self._s, None
+        if s is not None:
             try:
-                await w.wait_closed()  # closes the socket (MicroPython asyncio)
+                s.close()
             except OSError:
                 pass
 

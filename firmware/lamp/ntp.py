@@ -9,7 +9,7 @@ import os
 import socket
 import struct
 
-from lamp import clock
+from lamp import aio, clock
 
 _NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 _ERA = 4294967296  # 2**32: NTP seconds wrap on 2036-02-07 (RFC 4330 sec. 3)
@@ -116,8 +116,8 @@ async def query(host, port=123, timeout_ms=3000):
 async def _recv(sock) -> bytes:
     # Wait until the socket is readable (asyncio's I/O poller), then read one datagram;
     # a reply longer than 48 bytes (extension fields, MAC) is cut to what we parse.
-    s = asyncio.StreamReader(sock)
-    return await s.read(_LEN)
+    await aio.readable(sock)
+    return sock.recv(_LEN)
 
 
 async def sync(servers, port=123, timeout_ms=3000):
