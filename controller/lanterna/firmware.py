@@ -8,6 +8,8 @@ looks for them by those names.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -98,6 +100,49 @@ def romfs_image(tree: Path, extra: dict[str, bytes] | None = None) -> bytes:
     return vfs.finalise()
 
 
+def app_image(tree: Path) -> bytes:
+    """The ROMFS image of a built tree as an application slot holds it: every module,
+    and main.py compiled beside them, so a loader can import it (the pole runs main.py
+    from its filesystem; the sim imports it from the image)."""
+    with tempfile.TemporaryDirectory(prefix="lanterna-main-") as tmp:
+        main = Path(tmp) / "main.mpy"
+        mpy_cross(tree / "main.py", main)
+        return romfs_image(tree, {"main.mpy": main.read_bytes()})
+
+
+def firmware_version(src: Path | None = None) -> str:
+    """The version the firmware in `src` reports (lamp.VERSION)."""
+    init = (src or firmware_dir()) / "lamp" / "__init__.py"
+    m = re.search(r'^VERSION = "([^"\n]*)"$', init.read_text(), re.MULTILINE)
+    if m is None:
+        raise FirmwareBuildError(f"{init}: no line 'VERSION = \"...\"'")
+    return m.group(1)
+
+
+def slot_file(path: str, data: bytes) -> dict:
+    """A slot file as a manifest lists it (docs/ota.md, "Bundle format")."""
+    return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def factory_files(build: Path, version: str) -> dict[str, bytes]:
+    """What flashing puts on a node's filesystem (docs/ota.md, "Slots and trial boots"):
+    boot.py at the root, and the build in application slot a with a manifest (unsigned:
+    the factory's, not a bundle's) written as an installed bundle's is."""
+    payload = {"main.py": (build / "main.py").read_bytes()}
+    payload[ROMFS_NAME] = (build / ROMFS_NAME).read_bytes()
+    manifest = {
+        "format": "lanterna-ota/1",
+        "version": version,
+        "factory": True,
+        "files": [slot_file(p, d) for p, d in payload.items()],
+        "size": sum(len(d) for d in payload.values()),
+    }
+    out = {"boot.py": (build / "boot.py").read_bytes()}
+    out.update({"slots/a/" + p: d for p, d in payload.items()})
+    out["slots/a/manifest.json"] = json.dumps(manifest, sort_keys=True).encode()
+    return out
+
+
 def romfs_heap(budget: int, image: Path) -> int:
     """The interpreter heap for a sim that holds `image` in RAM: the budget left whole."""
     n = image.stat().st_size
@@ -124,12 +169,7 @@ def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
         build(tmp / "fw", src)
-        # The sim boots from a ROMFS image as the pole does; main.py rides along compiled,
-        # so the loader can import it (the pole runs main.py from its filesystem).
-        main = tmp / "main.mpy"
-        mpy_cross(tmp / "fw" / "main.py", main)
-        image = romfs_image(tmp / "fw", {"main.mpy": main.read_bytes()})
-        (tmp / "fw" / ROMFS_NAME).write_bytes(image)
+        (tmp / "fw" / ROMFS_NAME).write_bytes(app_image(tmp / "fw"))
         try:
             (tmp / "fw").rename(out)
         except OSError:  # another process got there first: its build is the same

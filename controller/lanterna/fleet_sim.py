@@ -110,6 +110,7 @@ def _prepare(
 
     creds_path = state_dir / "credentials.json"
     creds = json.loads(creds_path.read_text()) if creds_path.exists() else {}
+    factory = fw.factory_files(fw.cached_build(), fw.firmware_version())
     out = []
     for i in range(1, nodes + 1):
         node = f"{site}-{i:03d}"
@@ -133,6 +134,7 @@ def _prepare(
             "key": c["key"],
         }
         _write_secret(d / "config.json", json.dumps(cfg, indent=1))
+        _flash(d, factory)
         out.append(SimNode(node, d, coap))
     _write_secret(creds_path, json.dumps(creds, indent=1, sort_keys=True))
     return out
@@ -167,6 +169,22 @@ def register(
             coap_host="127.0.0.1" if n.coap_port else None,
             coap_port=n.coap_port or None,
         )
+
+
+def _flash(d: Path, files: dict[str, bytes]) -> None:
+    # What flashing writes: boot.py, and the current build in slot a. A node that has
+    # taken an update (ota.json exists) keeps its slots, as a pole does; the others run
+    # the firmware as it is now, so a changed source reaches them on the next sim.
+    for rel, data in files.items():
+        if rel.startswith("slots/") and (d / "ota.json").exists():
+            continue
+        path = d / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.read_bytes() == data:
+            continue
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -175,7 +175,7 @@ def build(
         fw.build(Path(tmp) / "fw", tree)
         files = {
             "main.py": (Path(tmp) / "fw" / "main.py").read_bytes(),
-            fw.ROMFS_NAME: fw.romfs_image(Path(tmp) / "fw"),
+            fw.ROMFS_NAME: fw.app_image(Path(tmp) / "fw"),
         }
     manifest = {
         "format": FORMAT,
