@@ -110,3 +110,40 @@ def test_boot_never_fails_the_lamp(spawn, node, ota_json):
     (node / "slots/b/main.py").write_text("raise SystemExit(9)\n")
     (node / "ota.json").write_bytes(ota_json)
     boot(spawn, node).wait_for(BANNER)
+
+
+def trial_of_a_copy(d: Path, **cfg) -> None:
+    """Slot b = slot a, on trial; the node's config gets `cfg`."""
+    shutil.copytree(d / "slots/a", d / "slots/b")
+    trial = {"slot": "b", "prev": "a", "trial": True, "boots": 0, "result": 0, "detail": ""}
+    (d / "ota.json").write_text(json.dumps(trial))
+    c = json.loads((d / "config.json").read_text())
+    c.update(cfg)
+    (d / "config.json").write_text(json.dumps(c))
+
+
+def test_a_healthy_trial_is_confirmed(spawn, tmp_path, mosquitto):
+    n = prepare(tmp_path / "state", 1, "greenwich", mosquitto.url)[0]
+    creds = json.loads((tmp_path / "state/credentials.json").read_text())
+    mosquitto.add_users({n.node: creds[n.node]["password"]})
+    trial_of_a_copy(n.dir, ota_health_s=2)
+    p = boot(spawn, n.dir)
+    line = p.wait_for("event boot")
+    assert '"ota": {' in line and '"trial": true' in line, line  # the boot says it
+    line = p.wait_for("event ota", timeout=30)
+    assert '"result": 1' in line, line
+    s = state(n.dir)
+    assert (s["slot"], s["prev"], s["trial"], s["result"]) == ("b", "a", False, 1), s
+
+
+def test_a_trial_never_healthy_goes_back_to_the_previous_slot(spawn, node):
+    # No broker at all: the node is never healthy; after ota_trial_s it gives up.
+    trial_of_a_copy(node, ota_health_s=2, ota_trial_s=10)
+    p = boot(spawn, node)
+    line = p.wait_for("event ota", timeout=40)
+    assert '"result": 8' in line and "not healthy" in line, line
+    assert p.p.wait(20) == 3, "it resets at once into the previous slot"
+    s = state(node)
+    assert (s["slot"], s["trial"], s["result"]) == ("a", False, 8), s
+    boot(spawn, node).wait_for(BANNER)
+    assert state(node) == s, "a boot with nothing on trial changes nothing"

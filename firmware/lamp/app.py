@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from lamp import clock, log
+from lamp import clock, log, unload
 from lamp.arbiter import Arbiter
 from lamp.dimmer import Dimmer
 from lamp.dimmer import config as dimmer_config
@@ -24,6 +24,16 @@ _MAX_SLEEP_MS = 60000  # re-evaluate at least once a minute (clock corrections, 
 _WDT_MS = 30000
 _FEED_MS = 5000
 _BEAT_MAX_MS = 3 * _MAX_SLEEP_MS
+
+
+def _ota_state(root):
+    # -> ota.json as boot.py left it, or None (no updates on this node yet).
+    try:
+        with open(root + "ota.json") as f:
+            st = json.load(f)
+        return st if isinstance(st, dict) else None
+    except (OSError, ValueError):
+        return None
 
 
 def parse_tz(text):
@@ -65,11 +75,12 @@ class Node:
         if hw.board["cp_adc"] is not None:
             from lamp.evse import Evse
 
-            self.evse = Evse(hw, self._evse_event, cfg["evse"])
+            self.evse = Evse(hw, self._told, cfg["evse"])
         self._night = None
         self.evaluations = 0
         self.beat = clock.mono_ms()  # the lighting loop's heartbeat (the watchdog reads it)
         self.net = None  # lamp.net.Net once connect() ran
+        self.failures = 0  # background task failures since boot (_guard)
         self._saved = None
 
     def restore_lamp(self):
@@ -138,7 +149,8 @@ class Node:
         if self.net is not None:
             self.net.state()
 
-    def _evse_event(self, name, payload):
+    def _told(self, name, payload):
+        # An event shown on the console as well (EV sessions, boot, updates).
         print("%s event %s %s" % (clock.local_iso(), name, json.dumps(payload)))
         self._event(name, payload)
 
@@ -188,11 +200,50 @@ class Node:
         try:
             from lamp import VERSION
 
-            # Queued in the outbox: it leaves when the broker is first reached.
-            self._event("boot", {"reset_cause": self.hal.reset_cause(), "fw": VERSION})
+            # Queued in the outbox: it leaves when the broker is first reached. With it,
+            # what boot.py last decided about the slots (a rollback says why here).
+            boot = {"reset_cause": self.hal.reset_cause(), "fw": VERSION}
+            ota = _ota_state(self.root)
+            if ota is not None:
+                boot["ota"] = ota
+            self._told("boot", boot)
             net.start(self._guard)
+            if ota is not None and ota.get("trial") is True:
+                asyncio.create_task(self._trial(VERSION))
         except Exception as e:  # noqa: BLE001 -- the lamp must keep its light
             log.error("net", "%r; running offline", e)
+
+    async def _trial(self, version):
+        # This slot is on trial (docs/ota.md): confirmed once the node has been healthy
+        # (the broker connected, no task failed, the lighting loop beating) for
+        # ota_health_s without a break; not healthy within ota_trial_s, the previous
+        # slot runs again at once. Real seconds, as the watchdog's: a warped sim must not
+        # confirm in a blink.
+        need = self.cfg["ota_health_s"]
+        held = 0
+        failures = self.failures
+        for _ in range(self.cfg["ota_trial_s"]):
+            await asyncio.sleep_ms(1000)
+            mq = self.net.mq if self.net is not None else None
+            ok = mq is not None and mq.connected and self.failures == failures
+            ok = ok and clock.mono_ms() - self.beat < _BEAT_MAX_MS
+            held = held + 1 if ok else 0
+            failures = self.failures
+            if held >= need:
+                from lamp import slots
+
+                slots.confirm(self.root)
+                unload("slots")
+                self._told("ota", {"state": 0, "result": 1, "version": version})
+                return
+        from lamp import slots
+
+        why = "not healthy for %d s within %d s of its first boot" % (need, self.cfg["ota_trial_s"])
+        slots.fail(self.root, why)
+        self._told("ota", {"state": 0, "result": 8, "version": version, "detail": why})
+        log.error("ota", "%s %s; back to the previous slot", version, why)
+        await asyncio.sleep_ms(2000)  # the event's chance to leave; the lamp is lit
+        self.hal.reset()
 
     async def _watchdog(self):
         # The hardware watchdog is fed only while the lighting loop beats: a hung loop
@@ -282,7 +333,6 @@ class Node:
     async def _keep_time(self, servers):
         # NTP at start, then hourly; on failure retry after 30 s, doubling up to an hour
         # (one retry shape, STYLE.md). The client is loaded for each sync only.
-        from lamp import unload
 
         retry = 30
         while True:
@@ -305,6 +355,7 @@ class Node:
             try:
                 await fn(*args)
             except Exception as e:  # noqa: BLE001 -- anything, even MemoryError
+                self.failures += 1
                 log.error(name, "%r; restarting in 10 s", e)
             await clock.sleep_ms(10000)
 

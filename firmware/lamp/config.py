@@ -30,6 +30,10 @@ SPEC = {
     "key": (None, str),
     # NTP servers ("host" or "host:port"); none by default: provisioning sets them.
     "ntp": (None, list),
+    # An updated slot on trial (docs/ota.md) is confirmed once the node has been healthy
+    # this long without a break, and rolled back if it is not within ota_trial_s.
+    "ota_health_s": (60, 1, 3600),
+    "ota_trial_s": (600, 10, 86400),
 }
 
 
