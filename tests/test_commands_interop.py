@@ -98,6 +98,15 @@ def rand_command(rng: random.Random) -> tuple[str, dict, dict]:
     if cmd == numbers.REBOOT:
         args = {"delay_s": rng.randint(0, 60)} if rng.random() < 0.5 else {}
         return cmd, args, {"delay_s": args.get("delay_s", 0)}
+    if cmd == numbers.OTA:
+        args = {
+            "version": ".".join(str(rng.choice([0, 1, 9, 10, 123])) for _ in range(3)),
+            "bundle": f"{rng.getrandbits(256):064x}",
+            "size": rng.randint(1, 4000000),
+        }
+        if rng.random() < 0.5:
+            args["chunk"] = rng.randint(256, 4096)
+        return cmd, args, args | {"chunk": args.get("chunk", 1024)}
     args = {"seconds": rng.randint(1, 600)} if rng.random() < 0.5 else {}
     return cmd, args, {"seconds": args.get("seconds", 10)}
 
@@ -117,6 +126,13 @@ BAD_ARGS = [
     ("config_set", {"key": "tele_s"}),
     ("reboot", {"delay_s": 61}),
     ("identify", {"seconds": 0}),
+    ("ota", {"bundle": "0" * 64, "size": 1}),
+    ("ota", {"version": "1.0", "bundle": "0" * 64, "size": 1}),
+    ("ota", {"version": "1.0.01", "bundle": "0" * 64, "size": 1}),
+    ("ota", {"version": "1.0.0", "bundle": "0" * 63, "size": 1}),
+    ("ota", {"version": "1.0.0", "bundle": "A" * 64, "size": 1}),
+    ("ota", {"version": "1.0.0", "bundle": "0" * 64, "size": 4000001}),
+    ("ota", {"version": "1.0.0", "bundle": "0" * 64, "size": 1, "chunk": 4097}),
 ]
 
 

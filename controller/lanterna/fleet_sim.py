@@ -81,8 +81,12 @@ def prepare(
     tz: str | None = None,
     coap_base_port: int = 0,
     tele_s: int = 60,
+    ota_key: str | None = None,
 ) -> list[SimNode]:
-    """Create or refresh every node's state directory; secrets are made once and kept."""
+    """Create or refresh every node's state directory; secrets are made once and kept.
+
+    ota_key: the fleet's OTA public modulus (ota-public.json's "n") for every node's
+    config; None: the nodes refuse every update."""
 
     lat, lon, tz = resolve_site(site, lat, lon, tz)
     host, port = broker_address(broker)
@@ -91,7 +95,9 @@ def prepare(
     # two would each rewrite credentials.json without the other's nodes.
     with open(state_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _prepare(state_dir, nodes, site, host, port, lat, lon, tz, coap_base_port, tele_s)
+        return _prepare(
+            state_dir, nodes, site, host, port, lat, lon, tz, coap_base_port, tele_s, ota_key
+        )
 
 
 def _prepare(
@@ -105,6 +111,7 @@ def _prepare(
     tz: str,
     coap_base_port: int,
     tele_s: int,
+    ota_key: str | None = None,
 ) -> list[SimNode]:
     from lanterna.tzinfo import posix_tz
 
@@ -133,6 +140,8 @@ def _prepare(
             "coap_port": coap,
             "key": c["key"],
         }
+        if ota_key is not None:
+            cfg["ota_key"] = ota_key
         _write_secret(d / "config.json", json.dumps(cfg, indent=1))
         _flash(d, factory)
         out.append(SimNode(node, d, coap))

@@ -25,6 +25,7 @@ from lamp.numbers import (
     E_WRONG_NODE,
     ERRORS,
     IDENTIFY,
+    OTA,
     REBOOT,
     SCHEDULE,
     SCHEMA,
@@ -50,6 +51,12 @@ _TAG = "cmd"
 _HEX = "0123456789abcdef"
 _FIELDS = ("args", "cmd", "ctr", "id", "mac", "node", "v")
 _UNREADABLE = const(-1)  # the counter file cannot be trusted: every command is refused
+_OTA_ARGS = {
+    "version": ("", str),
+    "bundle": ("", str),
+    "size": (0, 1, 4000000),  # bytes of the bundle
+    "chunk": (1024, 256, 4096),  # bytes per ota/data message
+}
 
 
 class CommandError(Exception):
@@ -255,6 +262,18 @@ def _clean(cmd, args, config_keys):
         return checked(cmd, {"delay_s": (0, 0, 60)}, a)
     if cmd == IDENTIFY:
         return checked(cmd, {"seconds": (10, 1, 600)}, a)
+    if cmd == OTA:
+        # The offer of a bundle (docs/ota.md, "Delivery"): lamp.ota checks the bundle.
+        for k in ("version", "bundle", "size"):
+            if k not in a:
+                raise ConfigError("ota: %s: missing" % k)
+        out = checked(cmd, _OTA_ARGS, a)
+        v = out["version"].split(".")
+        if len(v) != 3 or any(not x.isdigit() or x[0] == "0" and len(x) > 1 for x in v):
+            raise ConfigError("ota: version: expected X.Y.Z")
+        if len(out["bundle"]) != 64 or any(c not in _HEX for c in out["bundle"]):
+            raise ConfigError("ota: bundle: expected 64 lowercase hex digits")
+        return out
     raise CommandError(E_UNKNOWN, "no arguments defined")  # in COMMANDS, not handled here
 
 

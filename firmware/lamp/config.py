@@ -34,11 +34,21 @@ SPEC = {
     # this long without a break, and rolled back if it is not within ota_trial_s.
     "ota_health_s": (60, 1, 3600),
     "ota_trial_s": (600, 10, 86400),
+    # The fleet's OTA public key: the RSA-3072 modulus as ota-public.json's "n" (768
+    # lowercase hex digits); absent: every update is refused (docs/ota.md, "Delivery").
+    "ota_key": (None, str),
 }
+_KEY_HEX = 768
 
 
 def build(values):
-    return checked("config", SPEC, values)
+    cfg = checked("config", SPEC, values)
+    k = cfg["ota_key"]
+    if k is not None and (len(k) != _KEY_HEX or any(c not in "0123456789abcdef" for c in k)):
+        raise ConfigError(
+            "config: ota_key: expected %d lowercase hex digits (ota-public.json's n)" % _KEY_HEX
+        )
+    return cfg
 
 
 def load(path=None):

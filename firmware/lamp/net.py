@@ -67,6 +67,7 @@ class Net:
         self.mq = None
         self.coap = None
         self.base = ""  # the topic prefix of this node, "prefix/site/node/"
+        self.fetch = None  # lamp.ota_fetch.Fetch while an update downloads
         m = cfg["mqtt"]
         if m is not None:
             from lamp.check import checked  # at boot only: unloaded after
@@ -90,6 +91,7 @@ class Net:
                 on_connect=self._on_connect,
             )
             self.mq.subscribe(self.base + N.CMD, 1)
+            self.mq.subscribe(self.base + N.OTA_DATA, 1)  # chunks of an offered update
         if cfg["coap_port"]:
             from lamp.coap import CoapServer
 
@@ -107,6 +109,8 @@ class Net:
     def _on_message(self, topic, payload):
         if topic == self.base + N.CMD:
             self._pub(N.ACK, _dumps(self.handle(payload)))
+        elif topic == self.base + N.OTA_DATA and self.fetch is not None:
+            self.fetch.data(payload)  # no download running: ignored
 
     def handle(self, raw):
         # One command: the handler (lamp.commands, with its counter on flash) and what

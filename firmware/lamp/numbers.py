@@ -11,6 +11,8 @@ TELE = "tele"  # every tele_s
 EVENT = "event"  # faults, EV transitions, boot
 CMD = "cmd"  # controller -> node
 ACK = "ack"  # node -> controller, one per command
+OTA_REQ = "ota/req"  # node -> controller: the next chunk of a bundle, please (docs/ota.md)
+OTA_DATA = "ota/data"  # controller -> node: 4-byte big-endian offset, then the bytes
 ONLINE = b"online"
 OFFLINE = b"offline"
 
@@ -20,7 +22,8 @@ SCHEDULE = "schedule"
 CONFIG_SET = "config_set"
 REBOOT = "reboot"
 IDENTIFY = "identify"
-COMMANDS = (DIM, SCHEDULE, CONFIG_SET, REBOOT, IDENTIFY)
+OTA = "ota"  # offer a signed bundle: the node pulls it on OTA_REQ / OTA_DATA
+COMMANDS = (DIM, SCHEDULE, CONFIG_SET, REBOOT, IDENTIFY, OTA)
 
 # Error codes in an ack whose "ok" is false.
 E_MALFORMED = "malformed"  # not JSON, not an object, a field missing or of the wrong type

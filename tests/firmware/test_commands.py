@@ -257,6 +257,20 @@ def _rejections():
         ({"delay_s": 61}, "reboot"),
         ({"seconds": 0}, "identify"),
         ({"seconds": 601}, "identify"),
+        ({"bundle": "0" * 64, "size": 9}, "ota"),
+        ({"version": "1.2.3", "size": 9}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64}, "ota"),
+        ({"version": "1.2", "bundle": "0" * 64, "size": 9}, "ota"),
+        ({"version": "1.2.03", "bundle": "0" * 64, "size": 9}, "ota"),
+        ({"version": "1.2.x", "bundle": "0" * 64, "size": 9}, "ota"),
+        ({"version": 1, "bundle": "0" * 64, "size": 9}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 65, "size": 9}, "ota"),
+        ({"version": "1.2.3", "bundle": "F" * 64, "size": 9}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64, "size": 0}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64, "size": 4000001}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64, "size": 9, "chunk": 255}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64, "size": 9, "chunk": 4097}, "ota"),
+        ({"version": "1.2.3", "bundle": "0" * 64, "size": 9, "url": "x"}, "ota"),
     ):
         out.append(
             ("bad args %s %s" % (cmd, json.dumps(args)), _raw(_env(6, cmd, args)), E_BAD_ARGS)
@@ -335,6 +349,12 @@ def test_args_get_their_defaults():
         ("reboot", {"delay_s": 60}, None),
         ("identify", {}, {"seconds": 10}),
         ("identify", {"seconds": 600}, None),
+        (
+            "ota",
+            {"version": "10.0.1", "bundle": "0a" * 32, "size": 1},
+            {"version": "10.0.1", "bundle": "0a" * 32, "size": 1, "chunk": 1024},
+        ),
+        ("ota", {"version": "0.0.0", "bundle": "f" * 64, "size": 4000000, "chunk": 4096}, None),
     )
     for i, (cmd, args, want) in enumerate(cases):
         ack = node.cmds.handle(_raw(_env(i + 1, cmd, args)))

@@ -19,3 +19,11 @@ def test_errors_name_the_key():
     raises(ConfigError, build, [1, 2])
     e = raises(ConfigError, build, {"dimmer": 5})
     assert str(e) == "config: dimmer: expected an object, got 5"
+
+
+def test_ota_key_is_the_fleet_modulus_in_hex():
+    assert build({})["ota_key"] is None  # no key: every update refused
+    n = "c" + "0" * 766 + "1"
+    assert build({"ota_key": n})["ota_key"] == n
+    for bad in ("ab" * 10, n.upper(), n[:-1] + "g", n + "0", 42):
+        assert "config: ota_key: expected" in str(raises(ConfigError, build, {"ota_key": bad}))
