@@ -488,4 +488,12 @@ def main() -> None:
 
 
 # The fleet commands live in their own modules and add themselves to `cli` on import.
-from lanterna import cli_commands, cli_energy, cli_fleet, cli_ota, cli_serve, cli_views  # noqa: E402, F401
+from lanterna import (  # noqa: E402, F401 -- their commands join the cli
+    cli_commands,
+    cli_energy,
+    cli_fleet,
+    cli_ota,
+    cli_rollout,
+    cli_serve,
+    cli_views,
+)

@@ -102,7 +102,6 @@ class Commander:
         retries: int = 2,
         progress: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
-        import paho.mqtt.client as mqtt
 
         outcomes = {n.id: Outcome(n.id) for n in nodes}
         by_id: dict[str, str] = {}  # envelope id -> node, every attempt's
@@ -133,13 +132,7 @@ class Commander:
                     answered[ack.id] = ack
                     cv.notify_all()
 
-        c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="lanterna-cli-" + uuid.uuid4().hex[:8]
-        )
-        if broker.password is not None:
-            c.username_pw_set(broker.user, broker.password)
-        if broker.tls:
-            c.tls_set()
+        c = broker.client("lanterna-cli-" + uuid.uuid4().hex[:8])
         c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
         try:
             c.connect(broker.host, broker.port, keepalive=30)

@@ -67,6 +67,18 @@ class Broker:
         """The URL without credentials: safe to print."""
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
+    def client(self, client_id: str, **kwargs: Any) -> Any:
+        """A paho MQTT client (callback API 2) with this broker's credentials and TLS set;
+        not connected yet."""
+        import paho.mqtt.client as mqtt
+
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **kwargs)
+        if self.password is not None:
+            c.username_pw_set(self.user, self.password)
+        if self.tls:
+            c.tls_set()
+        return c
+
 
 @dataclass
 class Ctx:

@@ -65,7 +65,6 @@ class Ingest:
         batch: int = 500,
         queue_max: int = 10000,
     ) -> None:
-        import paho.mqtt.client as mqtt
 
         self.store_path = store_path
         self.broker = broker
@@ -77,16 +76,7 @@ class Ingest:
         self._stop = threading.Event()
         # One durable session per store: a second `serve` on the same store takes it over.
         cid = "lanterna-serve-" + hashlib.sha256(store_path.encode()).hexdigest()[:12]
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=cid,
-            clean_session=False,
-            manual_ack=True,
-        )
-        if broker.password is not None:
-            self.c.username_pw_set(broker.user, broker.password)
-        if broker.tls:
-            self.c.tls_set()
+        self.c = broker.client(cid, clean_session=False, manual_ack=True)
         self.c.max_inflight_messages_set(100)
         self.c.reconnect_delay_set(1, 5)
         self.c.on_connect = self._on_connect

@@ -116,6 +116,36 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (schedule, node, command)
     );
     """,
+    # 2: firmware rollouts (lanterna.ota_rollout)
+    """
+    CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        bundle TEXT NOT NULL,           -- the bundle file, as given
+        bundle_id TEXT NOT NULL,        -- sha256 of its manifest: what nodes are offered
+        version TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        target TEXT NOT NULL,           -- JSON: how the nodes were chosen
+        plan TEXT NOT NULL,             -- JSON: canary, waves, max_failures, windows
+        state TEXT NOT NULL,            -- running | paused | aborted | halted | done | refused
+        detail TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE rollout_nodes (
+        rollout INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+        node TEXT NOT NULL,
+        wave INTEGER NOT NULL,
+        state TEXT NOT NULL,            -- pending | offered | downloading | installing
+                                        -- | trial | done | failed | refused
+        progress INTEGER,
+        result INTEGER,                 -- LwM2M Update Result, as the node reported it
+        detail TEXT,
+        from_version TEXT,
+        since REAL,                     -- when it entered this state
+        updated REAL,
+        PRIMARY KEY (rollout, node)
+    );
+    """,
 )
 
 

@@ -1,0 +1,356 @@
+"""Staged rollouts end to end (issue 7): `lanterna ota rollout` against 20 virtual lamp
+posts (the real firmware in MicroPython, each booted from its application slot) and a
+real mosquitto.
+
+- A real bundle goes out as canary + waves: every node reports the new version, on its
+  confirmed slot, and keeps its schedule.
+- A controller killed with SIGKILL mid-rollout is resumed with `lanterna ota resume`:
+  every node is updated exactly once, none is skipped.
+- A bundle whose application crashes at start is rolled back by the canary itself
+  (boot.py, after three boots) and the rollout halts before any other node hears of it.
+- Bundles the nodes must refuse (a downgrade, another board) are refused by the canary,
+  nothing is switched, and `ota status` shows each refusal with its LwM2M result; a
+  tampered bundle or one signed by another key never reaches a node, and `ota status`
+  shows that too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from lanterna import ota_bundle as ob
+from lanterna import ota_keys
+from lanterna.fleet_sim import District, prepare, register
+from lanterna.paths import firmware_dir
+from lanterna.store import Store
+
+N = 20
+SITE = "greenwich"
+PREFIX = f"lanterna/v1/{SITE}/"
+LANTERNA = str(Path(sys.executable).parent / "lanterna")  # the console script
+HEALTH_S = 2  # the nodes' ota_health_s: a trial is confirmed this long after the broker
+
+
+class Observer:
+    """Everything the nodes publish, kept; waits on a condition."""
+
+    def __init__(self, broker) -> None:
+        self.msgs: list[tuple[str, dict]] = []
+        self.cond = threading.Condition()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.c.username_pw_set("controller", broker.users["controller"])
+        self.c.on_message = self._on
+        self.c.connect("127.0.0.1", broker.port)
+        self.c.subscribe([(PREFIX + "+/event", 1), (PREFIX + "+/state", 1)])
+        self.c.loop_start()
+
+    def _on(self, _c, _u, m) -> None:
+        try:
+            p = json.loads(m.payload)
+        except ValueError:
+            return
+        with self.cond:
+            self.msgs.append((m.topic, p))
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout: float, what: str) -> None:
+        with self.cond:
+            if not self.cond.wait_for(lambda: pred(self), timeout):
+                raise AssertionError(f"not seen in {timeout} s: {what}")
+
+    def events(self, node: str, name: str) -> list[dict]:
+        with self.cond:
+            t = PREFIX + node + "/event"
+            return [p for topic, p in self.msgs if topic == t and p.get("event") == name]
+
+    def last_state(self, node: str) -> dict:
+        with self.cond:
+            t = PREFIX + node + "/state"
+            return [p for topic, p in self.msgs if topic == t][-1]
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class Fleet:
+    def __init__(self, tmp: Path, broker) -> None:
+        self.tmp = tmp
+        self.broker = broker
+        self.home = tmp / "home"
+        self.home.mkdir()
+        self.pub = ota_keys.keygen(self.home)
+        self.key = ota_keys.load_private(self.home / ota_keys.PRIVATE_NAME)
+        self.state = tmp / "state"
+        self.nodes = prepare(self.state, N, SITE, broker.url)
+        creds = json.loads((self.state / "credentials.json").read_text())
+        broker.add_users({n.node: creds[n.node]["password"] for n in self.nodes})
+        for n in self.nodes:
+            cfg = json.loads((n.dir / "config.json").read_text())
+            cfg.update(ota_key=self.pub.as_json()["n"], ota_health_s=HEALTH_S)
+            (n.dir / "config.json").write_text(json.dumps(cfg))
+        with Store(self.home / "lanterna.db") as store:
+            register(store, self.state, self.nodes, SITE)
+        self.obs = Observer(broker)
+        self.district = District(self.nodes, warp=60, board="sim-s3")
+        self._stop = threading.Event()
+        self._sup = threading.Thread(target=self._supervise, daemon=True)
+
+    def _supervise(self) -> None:
+        # As `lanterna sim` does: a node that reset (an update, a rollback) is restarted.
+        while not self._stop.wait(0.2):
+            self.district.supervise()
+
+    def start(self) -> None:
+        self.district.start()
+        self._sup.start()
+        self.obs.wait(
+            lambda o: all(o.events(n.node, "boot") for n in self.nodes), 60, "every node booted"
+        )
+        self.obs.wait(
+            lambda o: all(self._has_state(o, n.node) for n in self.nodes), 60, "every state"
+        )
+
+    @staticmethod
+    def _has_state(o: Observer, node: str) -> bool:
+        with o.cond:
+            return any(t == PREFIX + node + "/state" for t, _ in o.msgs)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sup.join(5)
+        self.district.stop()
+        self.obs.stop()
+
+    def env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            LANTERNA_HOME=str(self.home),
+            LANTERNA_BROKER=self.broker.url,
+            LANTERNA_BROKER_PASSWORD=self.broker.users["controller"],
+        )
+
+    def lanterna(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [LANTERNA, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def bundle(self, version: str, src: Path | None = None, **kw) -> Path:
+        out = self.tmp / f"b-{version}-{len(list(self.tmp.glob('b-*')))}.ota"
+        ob.build(src or firmware_dir(), out, version, self.key, **kw)
+        return out
+
+    def status(self) -> dict:
+        p = self.lanterna("ota", "status", "--json")
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+
+@pytest.fixture
+def fleet(tmp_path, mosquitto) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, mosquitto)
+    try:
+        f.start()
+        yield f
+    finally:
+        f.stop()
+
+
+def updates(f: Fleet, node: str, version: str) -> int:
+    """How many times the node switched to `version` (its `ota` state 3 events)."""
+    return sum(1 for e in f.obs.events(node, "ota") if e["state"] == 3 and e["version"] == version)
+
+
+def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
+    schedules = {n.node: fleet.obs.last_state(n.node)["schedule"] for n in fleet.nodes}
+    b = fleet.bundle("0.2.0")
+    p = fleet.lanterna(
+        "ota",
+        "rollout",
+        str(b),
+        "--site",
+        SITE,
+        "--canary",
+        "1",
+        "--waves",
+        "25%,100%",
+        "--health-window",
+        "1",
+        "--timeout",
+        "240",
+        "--json",
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["rollout"]["state"] == "done"
+    assert {n["state"] for n in out["nodes"]} == {"done"} and len(out["nodes"]) == N
+    assert sorted({n["wave"] for n in out["nodes"]}) == [0, 1, 2]
+    for n in fleet.nodes:
+        fleet.obs.wait(
+            lambda o, n=n: o.last_state(n.node).get("fw") == "0.2.0", 30, f"{n.node} on 0.2.0"
+        )
+        assert fleet.obs.last_state(n.node)["schedule"] == schedules[n.node]
+        assert updates(fleet, n.node, "0.2.0") == 1
+        ota = json.loads((n.dir / "ota.json").read_text())
+        assert (ota["trial"], ota["result"]) == (False, 1), ota
+    # The canary went first: its confirmation came before any other node's offer.
+    canary = [n["node"] for n in out["nodes"] if n["wave"] == 0]
+    assert len(canary) == 1
+
+
+def test_a_controller_killed_mid_rollout_resumes_without_updating_twice(fleet):
+    b = fleet.bundle("0.2.0")
+    proc = subprocess.Popen(
+        [
+            LANTERNA,
+            "ota",
+            "rollout",
+            str(b),
+            "--site",
+            SITE,
+            "--waves",
+            "50%,100%",
+            "--health-window",
+            "0",
+            "--timeout",
+            "240",
+        ],
+        env=fleet.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Killed once a node has confirmed and the first wave is still downloading.
+        fleet.obs.wait(
+            lambda o: any(updates(fleet, n.node, "0.2.0") for n in fleet.nodes),
+            120,
+            "a first node switched",
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    mid = fleet.status()
+    assert mid["rollout"]["state"] == "running"
+    p = fleet.lanterna("ota", "resume", "--json")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["rollout"]["state"] == "done"
+    for n in fleet.nodes:
+        fleet.obs.wait(
+            lambda o, n=n: o.last_state(n.node).get("fw") == "0.2.0", 30, f"{n.node} on 0.2.0"
+        )
+        assert updates(fleet, n.node, "0.2.0") == 1, f"{n.node} updated more than once"
+
+
+def test_a_bundle_that_crashes_is_rolled_back_and_the_rollout_halts(fleet):
+    src = fleet.tmp / "crashing"
+    shutil.copytree(firmware_dir(), src)
+    main = src / "main.py"
+    main.write_text('raise RuntimeError("the new app crashes at start")\n' + main.read_text())
+    b = fleet.bundle("0.2.0", src)
+    p = fleet.lanterna(
+        "ota",
+        "rollout",
+        str(b),
+        "--site",
+        SITE,
+        "--canary",
+        "1",
+        "--waves",
+        "100%",
+        "--max-failures",
+        "0%",
+        "--health-window",
+        "0",
+        "--timeout",
+        "240",
+        "--json",
+    )
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["rollout"]["state"] == "halted", out["rollout"]
+    canary = [n for n in out["nodes"] if n["wave"] == 0]
+    assert len(canary) == 1 and canary[0]["state"] == "failed" and canary[0]["result"] == 8
+    assert "rolled back" in canary[0]["detail"]
+    assert {n["state"] for n in out["nodes"] if n["wave"] > 0} == {"pending"}
+    c = canary[0]["node"]
+    ota = json.loads((fleet.state / c / "ota.json").read_text())
+    assert (ota["slot"], ota["trial"], ota["result"]) == ("a", False, 8)
+    fleet.obs.wait(lambda o: o.last_state(c).get("fw") == "0.1.0", 30, "the canary on 0.1.0")
+    for n in fleet.nodes:
+        if n.node != c:
+            assert not (n.dir / "ota.json").exists(), f"{n.node} was touched"
+
+
+@pytest.mark.parametrize(
+    ("version", "boards", "result", "needle"),
+    [("0.0.9", None, 6, "downgrade"), ("0.2.0", ["esp32-devkitc"], 6, "board")],
+    ids=["downgrade", "foreign-board"],
+)
+def test_bundles_the_nodes_must_refuse(fleet, version, boards, result, needle):
+    b = fleet.bundle(version, boards=boards) if boards else fleet.bundle(version)
+    p = fleet.lanterna(
+        "ota",
+        "rollout",
+        str(b),
+        "--site",
+        SITE,
+        "--canary",
+        "1",
+        "--max-failures",
+        "0%",
+        "--health-window",
+        "0",
+        "--timeout",
+        "120",
+        "--json",
+    )
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    st = fleet.status()
+    assert st["rollout"]["state"] == "halted"
+    (canary,) = [n for n in st["nodes"] if n["wave"] == 0]
+    assert canary["state"] == "refused" and canary["result"] == result, canary
+    assert needle in canary["detail"], canary
+    for n in fleet.nodes:
+        assert not (n.dir / "ota.json").exists(), f"{n.node}: something was switched"
+        assert fleet.obs.last_state(n.node)["fw"] == "0.1.0"
+
+
+def test_tampered_and_foreign_key_bundles_never_reach_a_node(fleet):
+    good = fleet.bundle("0.2.0")
+    tampered = fleet.tmp / "tampered.ota"
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0x01  # a byte of the ROMFS image
+    tampered.write_bytes(bytes(data))
+    other = fleet.tmp / "other-key"
+    other.mkdir()
+    ota_keys.keygen(other)
+    foreign = fleet.tmp / "foreign.ota"
+    ob.build(firmware_dir(), foreign, "0.2.0", ota_keys.load_private(other / ota_keys.PRIVATE_NAME))
+    for bad, needle in ((tampered, "sha256 mismatch"), (foreign, "does not verify")):
+        p = fleet.lanterna("ota", "rollout", str(bad), "--site", SITE)
+        assert p.returncode == 4, p.stderr
+        assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        st = fleet.status()
+        assert st["rollout"]["state"] == "refused" and needle in st["rollout"]["detail"]
+        assert st["nodes"] == []
+    for n in fleet.nodes:
+        assert not (n.dir / "ota.json").exists()
+        assert fleet.obs.last_state(n.node)["fw"] == "0.1.0"
