@@ -255,6 +255,19 @@ def run_with_simbus(args: list[str], env: dict[str, str]) -> int:
         bus.stop()
 
 
+def _ota_key(ctx) -> str | None:
+    """The fleet's OTA public key (docs/ota.md) for the nodes, when `ota keygen` made one."""
+    from lanterna.ota_keys import PUBLIC_NAME, KeyFileError, load_public
+
+    path = ctx.home / PUBLIC_NAME
+    if not path.exists():
+        return None
+    try:
+        return str(load_public(path).as_json()["n"])
+    except KeyFileError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @cli.command("sim")
 @click.option("--nodes", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option(
@@ -357,7 +370,9 @@ def sim(
         sched_text = json.dumps(obj)
     broker = sim_broker or ctx.broker().url
     try:
-        prepared = prepare(state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s)
+        prepared = prepare(
+            state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s, _ota_key(ctx)
+        )
     except (SimError, TimeZoneError) as e:
         raise click.ClickException(str(e)) from None
     # The controller's store learns the nodes (site, board, location, key) so that the
