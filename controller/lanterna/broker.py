@@ -68,6 +68,9 @@ class Mosquitto:
                     # deep queue while it is away (mosquitto's defaults: 20 and 1000)
                     "max_inflight_messages 1000",
                     "max_queued_messages 100000",
+                    # small packets (acks, OTA chunk requests) leave at once instead of
+                    # waiting out the peer's delayed ACK: ~90 ms less per round trip
+                    "set_tcp_nodelay true",
                     f"persistence_location {self.root}/",
                     f"log_dest file {self.log}",
                     "log_type error",
