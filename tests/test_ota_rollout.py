@@ -26,8 +26,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from observer import Observer
 
 from lanterna import ota_bundle as ob
 from lanterna import ota_keys
@@ -42,46 +42,12 @@ LANTERNA = str(Path(sys.executable).parent / "lanterna")  # the console script
 HEALTH_S = 2  # the nodes' ota_health_s: a trial is confirmed this long after the broker
 
 
-class Observer:
-    """Everything the nodes publish, kept; waits on a condition."""
+def events(obs: Observer, node: str, name: str) -> list[dict]:
+    return [e for e in obs.json(PREFIX + node + "/event") if e.get("event") == name]
 
-    def __init__(self, broker) -> None:
-        self.msgs: list[tuple[str, dict]] = []
-        self.cond = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.username_pw_set("controller", broker.users["controller"])
-        self.c.on_message = self._on
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.subscribe([(PREFIX + "+/event", 1), (PREFIX + "+/state", 1)])
-        self.c.loop_start()
 
-    def _on(self, _c, _u, m) -> None:
-        try:
-            p = json.loads(m.payload)
-        except ValueError:
-            return
-        with self.cond:
-            self.msgs.append((m.topic, p))
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float, what: str) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self), timeout):
-                raise AssertionError(f"not seen in {timeout} s: {what}")
-
-    def events(self, node: str, name: str) -> list[dict]:
-        with self.cond:
-            t = PREFIX + node + "/event"
-            return [p for topic, p in self.msgs if topic == t and p.get("event") == name]
-
-    def last_state(self, node: str) -> dict:
-        with self.cond:
-            t = PREFIX + node + "/state"
-            return [p for topic, p in self.msgs if topic == t][-1]
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
+def last_state(obs: Observer, node: str) -> dict:
+    return obs.json(PREFIX + node + "/state")[-1]
 
 
 class Fleet:
@@ -102,7 +68,7 @@ class Fleet:
             (n.dir / "config.json").write_text(json.dumps(cfg))
         with Store(self.home / "lanterna.db") as store:
             register(store, self.state, self.nodes, SITE)
-        self.obs = Observer(broker)
+        self.obs = Observer(broker, [PREFIX + "+/event", PREFIX + "+/state"])
         self.district = District(self.nodes, warp=60, board="sim-s3")
         self._stop = threading.Event()
         self._sup = threading.Thread(target=self._supervise, daemon=True)
@@ -115,17 +81,9 @@ class Fleet:
     def start(self) -> None:
         self.district.start()
         self._sup.start()
-        self.obs.wait(
-            lambda o: all(o.events(n.node, "boot") for n in self.nodes), 60, "every node booted"
-        )
-        self.obs.wait(
-            lambda o: all(self._has_state(o, n.node) for n in self.nodes), 60, "every state"
-        )
-
-    @staticmethod
-    def _has_state(o: Observer, node: str) -> bool:
-        with o.cond:
-            return any(t == PREFIX + node + "/state" for t, _ in o.msgs)
+        for n in self.nodes:
+            self.obs.wait(lambda _m, n=n: events(self.obs, n.node, "boot"), 60, f"{n.node} boot")
+            self.obs.wait(lambda _m, n=n: self.obs.json(PREFIX + n.node + "/state"), 60, "state")
 
     def stop(self) -> None:
         self._stop.set()
@@ -173,11 +131,11 @@ def fleet(tmp_path, mosquitto) -> Iterator[Fleet]:
 
 def updates(f: Fleet, node: str, version: str) -> int:
     """How many times the node switched to `version` (its `ota` state 3 events)."""
-    return sum(1 for e in f.obs.events(node, "ota") if e["state"] == 3 and e["version"] == version)
+    return sum(1 for e in events(f.obs, node, "ota") if e["state"] == 3 and e["version"] == version)
 
 
 def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
-    schedules = {n.node: fleet.obs.last_state(n.node)["schedule"] for n in fleet.nodes}
+    schedules = {n.node: last_state(fleet.obs, n.node)["schedule"] for n in fleet.nodes}
     b = fleet.bundle("0.2.0")
     p = fleet.lanterna(
         "ota",
@@ -202,9 +160,11 @@ def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
     assert sorted({n["wave"] for n in out["nodes"]}) == [0, 1, 2]
     for n in fleet.nodes:
         fleet.obs.wait(
-            lambda o, n=n: o.last_state(n.node).get("fw") == "0.2.0", 30, f"{n.node} on 0.2.0"
+            lambda _m, n=n: last_state(fleet.obs, n.node).get("fw") == "0.2.0",
+            30,
+            f"{n.node} on 0.2.0",
         )
-        assert fleet.obs.last_state(n.node)["schedule"] == schedules[n.node]
+        assert last_state(fleet.obs, n.node)["schedule"] == schedules[n.node]
         assert updates(fleet, n.node, "0.2.0") == 1
         ota = json.loads((n.dir / "ota.json").read_text())
         assert (ota["trial"], ota["result"]) == (False, 1), ota
@@ -237,7 +197,7 @@ def test_a_controller_killed_mid_rollout_resumes_without_updating_twice(fleet):
     try:
         # Killed once a node has confirmed and the first wave is still downloading.
         fleet.obs.wait(
-            lambda o: any(updates(fleet, n.node, "0.2.0") for n in fleet.nodes),
+            lambda _m: any(updates(fleet, n.node, "0.2.0") for n in fleet.nodes),
             120,
             "a first node switched",
         )
@@ -254,7 +214,9 @@ def test_a_controller_killed_mid_rollout_resumes_without_updating_twice(fleet):
     assert out["rollout"]["state"] == "done"
     for n in fleet.nodes:
         fleet.obs.wait(
-            lambda o, n=n: o.last_state(n.node).get("fw") == "0.2.0", 30, f"{n.node} on 0.2.0"
+            lambda _m, n=n: last_state(fleet.obs, n.node).get("fw") == "0.2.0",
+            30,
+            f"{n.node} on 0.2.0",
         )
         assert updates(fleet, n.node, "0.2.0") == 1, f"{n.node} updated more than once"
 
@@ -293,7 +255,9 @@ def test_a_bundle_that_crashes_is_rolled_back_and_the_rollout_halts(fleet):
     c = canary[0]["node"]
     ota = json.loads((fleet.state / c / "ota.json").read_text())
     assert (ota["slot"], ota["trial"], ota["result"]) == ("a", False, 8)
-    fleet.obs.wait(lambda o: o.last_state(c).get("fw") == "0.1.0", 30, "the canary on 0.1.0")
+    fleet.obs.wait(
+        lambda _m: last_state(fleet.obs, c).get("fw") == "0.1.0", 30, "the canary on 0.1.0"
+    )
     for n in fleet.nodes:
         if n.node != c:
             assert not (n.dir / "ota.json").exists(), f"{n.node} was touched"
@@ -330,7 +294,7 @@ def test_bundles_the_nodes_must_refuse(fleet, version, boards, result, needle):
     assert needle in canary["detail"], canary
     for n in fleet.nodes:
         assert not (n.dir / "ota.json").exists(), f"{n.node}: something was switched"
-        assert fleet.obs.last_state(n.node)["fw"] == "0.1.0"
+        assert last_state(fleet.obs, n.node)["fw"] == "0.1.0"
 
 
 def test_tampered_and_foreign_key_bundles_never_reach_a_node(fleet):
@@ -353,4 +317,4 @@ def test_tampered_and_foreign_key_bundles_never_reach_a_node(fleet):
         assert st["nodes"] == []
     for n in fleet.nodes:
         assert not (n.dir / "ota.json").exists()
-        assert fleet.obs.last_state(n.node)["fw"] == "0.1.0"
+        assert last_state(fleet.obs, n.node)["fw"] == "0.1.0"

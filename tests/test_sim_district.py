@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 from pathlib import Path
 
 import jsonschema
-import paho.mqtt.client as mqtt
 import pytest
+from observer import Observer
 
 from lanterna import protocol
 from lanterna.fleet_sim import District, prepare
@@ -22,39 +21,6 @@ from lanterna.fleet_sim import District, prepare
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
 NODES = 10
 PREFIX = "lanterna/v1/greenwich/"
-
-
-class Observer:
-    """A paho client on lanterna/#: every message kept; waits on a condition."""
-
-    def __init__(self, broker) -> None:
-        self.msgs: list[tuple[str, bytes, bool]] = []
-        self.cond = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.username_pw_set("controller", broker.users["controller"])
-        self.c.on_message = self._on_message
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.subscribe("lanterna/#", qos=1)
-        self.c.loop_start()
-
-    def _on_message(self, _c, _u, m) -> None:
-        with self.cond:
-            self.msgs.append((m.topic, m.payload, m.retain))
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float = 30.0, what: str = "") -> list:
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self.msgs), timeout):
-                seen = [(t, p[:80]) for t, p, _ in self.msgs[-20:]]
-                raise AssertionError(f"not seen in {timeout}s: {what}; last: {seen}")
-            return list(self.msgs)
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.c.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
 
 
 def _count(msgs, leaf: str, payload: bytes | None = None) -> int:

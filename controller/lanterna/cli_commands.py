@@ -30,14 +30,25 @@ from lanterna.context import (
 )
 from lanterna.output import emit_json, table
 
+SELECTION = [
+    click.option("--node", "node_ids", multiple=True, help="A node (repeatable)."),
+    click.option("--group", help="Every node of a group."),
+    click.option("--site", help="Every node of a site."),
+    click.option("--all", "all_nodes", is_flag=True, help="Every node in the store."),
+]
+
+
+def selection(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--node/--group/--site/--all: which nodes (see _select)."""
+    for o in reversed(SELECTION):
+        fn = o(fn)
+    return fn
+
 
 def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--node/--group/--site/--all, --via, --timeout, --retries, --json."""
     opts = [
-        click.option("--node", "node_ids", multiple=True, help="A node (repeatable)."),
-        click.option("--group", help="Every node of a group."),
-        click.option("--site", help="Every node of a site."),
-        click.option("--all", "all_nodes", is_flag=True, help="Every node in the store."),
+        *SELECTION,
         click.option(
             "--via",
             type=click.Choice(["mqtt", "coap"]),

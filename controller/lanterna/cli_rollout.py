@@ -17,7 +17,7 @@ import click
 
 from lanterna import ota_bundle as ob
 from lanterna import ota_rollout as ro
-from lanterna.cli_commands import _select
+from lanterna.cli_commands import _select, selection
 from lanterna.cli_ota import ota, ota_errors
 from lanterna.context import EXIT_FAILED, EXIT_MALFORMED, Ctx, LanternaError, pass_ctx, store_errors
 from lanterna.ota_server import bundle_id
@@ -113,10 +113,7 @@ def _show(c: Ctx, rid: int | None, as_json: bool) -> None:
 
 @ota.command("rollout")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--node", "node_ids", multiple=True, help="A node (repeatable).")
-@click.option("--group", help="Every node of a group.")
-@click.option("--site", help="Every node of a site.")
-@click.option("--all", "all_nodes", is_flag=True, help="Every node in the store.")
+@selection
 @click.option("--canary", help="First N nodes, or P% of them, alone (wave 0).")
 @click.option("--waves", default="100%", show_default=True, help="Cumulative shares.")
 @click.option("--max-failures", default="10%", show_default=True, help="Of the settled nodes.")
