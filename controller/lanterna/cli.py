@@ -506,6 +506,7 @@ def main() -> None:
 from lanterna import (  # noqa: E402, F401 -- their commands join the cli
     cli_commands,
     cli_energy,
+    cli_flash,
     cli_fleet,
     cli_ota,
     cli_rollout,
