@@ -504,6 +504,7 @@ def main() -> None:
 
 # The fleet commands live in their own modules and add themselves to `cli` on import.
 from lanterna import (  # noqa: E402, F401 -- their commands join the cli
+    cli_broker,
     cli_commands,
     cli_energy,
     cli_flash,
