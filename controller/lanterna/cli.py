@@ -510,7 +510,9 @@ from lanterna import (  # noqa: E402, F401 -- their commands join the cli
     cli_flash,
     cli_fleet,
     cli_ota,
+    cli_provision,
     cli_rollout,
     cli_serve,
+    cli_vboard,
     cli_views,
 )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lanterna.paths import REPO, firmware_dir, tool
 
-ENTRY_POINTS = ("boot.py", "main.py")
+ENTRY_POINTS = ("boot.py", "main.py", "loader.py")  # stay source
 ROMFS_NAME = "lanterna.romfs"
 # What mounting an image costs the heap besides its own bytes (the buffer and VfsRom
 # objects, the mount entry), an upper bound measured on the unix port.

@@ -113,6 +113,7 @@ def _prepare(
     tele_s: int,
     ota_key: str | None = None,
 ) -> list[SimNode]:
+    from lanterna.provision import node_config
     from lanterna.tzinfo import posix_tz
 
     creds_path = state_dir / "credentials.json"
@@ -129,19 +130,8 @@ def _prepare(
         }
         creds[node] = c
         coap = coap_base_port + i if coap_base_port else 0
-        cfg = {
-            "node": node,
-            "site": site,
-            "lat": lat,
-            "lon": lon,
-            "tz": posix_tz(tz),
-            "tele_s": tele_s,
-            "mqtt": {"host": host, "port": port, "user": node, "password": c["password"]},
-            "coap_port": coap,
-            "key": c["key"],
-        }
-        if ota_key is not None:
-            cfg["ota_key"] = ota_key
+        mqtt = {"host": host, "port": port, "user": node, "password": c["password"]}
+        cfg = node_config(node, site, lat, lon, posix_tz(tz), mqtt, c["key"], tele_s, coap, ota_key)
         _write_secret(d / "config.json", json.dumps(cfg, indent=1))
         _flash(d, factory)
         out.append(SimNode(node, d, coap))

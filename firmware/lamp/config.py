@@ -32,6 +32,9 @@ SPEC = {
     "ntp": (None, list),
     # An updated slot on trial (docs/ota.md) is confirmed once the node has been healthy
     # this long without a break, and rolled back if it is not within ota_trial_s.
+    # How the pole reaches the network: {"wlan": {"ssid", "password"}} or {"lan": true}
+    # (docs/provisioning.md); set by provisioning. Absent on the sim.
+    "network": (None, dict),
     "ota_health_s": (60, 1, 3600),
     "ota_trial_s": (600, 10, 86400),
     # The fleet's OTA public key: the RSA-3072 modulus as ota-public.json's "n" (768

@@ -1,0 +1,123 @@
+"""`lanterna provision` end to end (issue 8): real mpremote writes a node onto a virtual
+board (a MicroPython process with a sandbox flash, served as socket://), the board resets
+into the node, the node joins a real mosquitto with the credentials provisioning made for
+it and answers `lanterna dim`; provisioning again changes nothing; a bad board name and
+an unreachable port fail with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import VENV_BIN
+from observer import Observer
+
+from lanterna.broker import free_port
+from lanterna.credentials import Credentials
+
+NODE = "greenwich-101"
+SITE = "greenwich"
+LANTERNA = str(VENV_BIN / "lanterna")
+
+
+@pytest.fixture
+def rig(tmp_path, spawn, mosquitto):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(
+        os.environ,
+        LANTERNA_HOME=str(home),
+        LANTERNA_BROKER=mosquitto.url,
+        LANTERNA_BROKER_PASSWORD=mosquitto.users["controller"],
+    )
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    board = spawn(
+        [
+            LANTERNA,
+            "virtual-board",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            str(flash),
+            "--board",
+            "sim-s3",
+        ],
+        env=env,
+    )
+    url = board.wait_for("on socket://").split(" on ")[1].split(",")[0]
+    return home, env, flash, url, board, mosquitto
+
+
+def lanterna(env, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LANTERNA, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def provision(env, url: str, *extra: str) -> subprocess.CompletedProcess:
+    return lanterna(
+        env, "provision", "--port", url, "--board", "sim-s3", "--node", NODE, "--site", SITE, *extra
+    )
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in ("energy.json", "lamp.json", "cmdctr")
+    }
+
+
+def test_a_provisioned_board_joins_the_broker_and_answers_dim(rig):
+    home, env, flash, url, board, broker = rig
+    p = provision(env, url, "--dry-run")
+    assert p.returncode == 0, p.stderr
+    assert "config.json" in p.stdout and not any(flash.iterdir()), "a dry run writes nothing"
+    assert not (home / "credentials.json").exists(), "nor makes a secret"
+
+    p = provision(env, url)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"provisioned {NODE}" in p.stdout
+    cfg = json.loads((flash / "config.json").read_text())
+    with Credentials(home) as creds:
+        password = creds.get(NODE)
+    assert password and cfg["mqtt"]["password"] == password and cfg["mqtt"]["user"] == NODE
+    for secret in (password, cfg["key"]):
+        assert secret not in p.stdout + p.stderr, "a secret was printed"
+    # The broker learns the node's new account; the node, reset by provisioning, joins.
+    obs = Observer(broker, [f"lanterna/v1/{SITE}/{NODE}/#"])
+    try:
+        broker.add_users({NODE: password})
+        status = f"lanterna/v1/{SITE}/{NODE}/status"
+        obs.wait(lambda m: any(t == status and pl == b"online" for t, pl, _ in m), 90, "online")
+        d = lanterna(env, "dim", "30", "--node", NODE, "--json")
+        assert d.returncode == 0, d.stdout + d.stderr
+        (out,) = json.loads(d.stdout)
+        assert out["status"] == "ok" and out["result"]["level"] == 30, out
+    finally:
+        obs.stop()
+    # Again: nothing to write, nothing changed on the device.
+    before = digests(flash)
+    again = provision(env, url, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["written"] == []
+    assert digests(flash) == before
+
+
+def test_a_bad_board_or_an_unreachable_port_is_one_line(rig):
+    home, env, flash, url, board, broker = rig
+    bad = lanterna(
+        env, "provision", "--port", url, "--board", "esp32-nope", "--node", NODE, "--site", SITE
+    )
+    assert bad.returncode == 4 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "esp32-nope" in bad.stderr
+    dead = f"socket://127.0.0.1:{free_port()}"
+    p = provision(env, dead)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert dead in p.stderr
+    assert not any(flash.iterdir())
