@@ -16,7 +16,7 @@ WARP   ?= 1
 # Debian package -> a command it provides (checked on PATH and in /usr/sbin).
 SYSDEPS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub libcoap3-bin:coap-client-notls
 
-.PHONY: all venv sysdeps test lint mpy node bench clean demo
+.PHONY: all venv sysdeps test lint mpy node bench clean demo flash
 
 all: test
 
@@ -69,6 +69,15 @@ lint: $(STAMP) $(TYPINGS)/.stamp
 
 mpy: $(STAMP)
 	$(BIN)/lanterna firmware build --out build/firmware
+
+# Provision a flashed board (docs/provisioning.md):
+#   make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc NODE=greenwich-017 SITE=greenwich \
+#     ARGS="--wifi-ssid pole-net --wifi-password ..."
+flash: $(STAMP)
+	@test -n "$(PORT)" -a -n "$(BOARD)" -a -n "$(NODE)" || \
+	  { echo "usage: make flash PORT=... BOARD=... NODE=... [SITE=greenwich] [ARGS=...]"; exit 2; }
+	$(BIN)/lanterna provision --port $(PORT) --board $(BOARD) --node $(NODE) \
+	  --site $(or $(SITE),greenwich) $(ARGS)
 
 node: $(STAMP)
 	$(BIN)/lanterna node run --board $(BOARD) --warp $(WARP) --root build/node-flash \
