@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import VENV_BIN
@@ -121,3 +122,59 @@ def test_a_bad_board_or_an_unreachable_port_is_one_line(rig):
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert dead in p.stderr
     assert not any(flash.iterdir())
+
+
+def test_a_provisioned_node_joins_the_broker_broker_config_made(tmp_path, spawn):
+    # The field's order: provision the board, generate the broker's configuration from
+    # the store (the node's account and ACL among it), start mosquitto with exactly that,
+    # and the node, reset, joins and is commanded with the controller account it made.
+    from test_broker_config import running
+
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    env.update(LANTERNA_HOME=str(home), LANTERNA_BROKER=f"mqtt://127.0.0.1:{port}")
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    board = spawn(
+        [
+            LANTERNA,
+            "virtual-board",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            str(flash),
+            "--board",
+            "sim-s3",
+        ],
+        env=env,
+    )
+    url = board.wait_for("on socket://").split(" on ")[1].split(",")[0]
+    p = provision(env, url, "--no-reset")
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "broker"
+    b = lanterna(
+        env, "broker", "config", "--out", str(out), "--bind", "127.0.0.1", "--port", str(port)
+    )
+    assert b.returncode == 0, b.stderr
+    with running(out, [port]):
+        r = subprocess.run(
+            [str(VENV_BIN / "mpremote"), "connect", url, "reset"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        pw = json.loads((home / "config.json").read_text())["broker_password"]
+        obs = Observer(
+            SimpleNamespace(port=port, users={"controller": pw}), [f"lanterna/v1/{SITE}/#"]
+        )
+        try:
+            status = f"lanterna/v1/{SITE}/{NODE}/status"
+            obs.wait(lambda m: any(t == status and pl == b"online" for t, pl, _ in m), 60, "online")
+        finally:
+            obs.stop()
+        d = lanterna(env, "dim", "40", "--node", NODE, "--json")
+        assert d.returncode == 0, d.stdout + d.stderr
+        assert json.loads(d.stdout)[0]["result"]["level"] == 40
