@@ -6,9 +6,17 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
 from click.testing import CliRunner
 
 from lanterna.cli import cli
+from lanterna.credentials import Credentials
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """The controller's home (store, credentials) is the test's own."""
+    monkeypatch.setenv("LANTERNA_HOME", str(tmp_path / "home"))
 
 
 def _run(*args: str):
@@ -41,3 +49,6 @@ def test_init_only_writes_private_state_once_and_keeps_its_secrets(tmp_path):
     # a second run keeps every node's secrets (a restarted district keeps its keys)
     assert _run(*args, "--state-dir", str(state), "--init-only").exit_code == 0
     assert json.loads((state / "credentials.json").read_text()) == creds
+    # The controller knows their MQTT passwords too (for `lanterna broker config`).
+    with Credentials(tmp_path / "home") as known:
+        assert {n: known.get(n) for n in creds} == {n: c["password"] for n, c in creds.items()}

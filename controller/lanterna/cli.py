@@ -378,6 +378,14 @@ def sim(
     # The controller's store learns the nodes (site, board, location, key) so that the
     # CLI commands a virtual district exactly as a real one.
     store_errors(register)(ctx.store(), state_dir, prepared, site, lat, lon, tz, board_name)
+    # ... and their MQTT passwords, so that `lanterna broker config` gives them accounts.
+    from lanterna.credentials import Credentials
+
+    sim_creds = json.loads((state_dir / "credentials.json").read_text())
+    with Credentials(ctx.home) as creds:
+        for n in prepared:
+            if creds.get(n.node) != sim_creds[n.node]["password"]:
+                creds.put(n.node, sim_creds[n.node]["password"])
     click.echo(
         f"{len(prepared)} nodes of {site} in {state_dir} (secrets: credentials.json), "
         f"registered in {ctx.store().path}"
