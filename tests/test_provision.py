@@ -25,6 +25,16 @@ SITE = "greenwich"
 LANTERNA = str(VENV_BIN / "lanterna")
 
 
+def virtual_board(spawn, env: dict[str, str], tmp_path: Path):
+    """A virtual sim-s3 board with an empty flash: -> (its flash, its URL, its process)."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    cmd = [LANTERNA, "virtual-board", "--listen", "127.0.0.1:0", "--root", str(flash)]
+    board = spawn([*cmd, "--board", "sim-s3"], env=env)
+    url = board.wait_for("on socket://").split(" on ")[1].split(",")[0]
+    return flash, url, board
+
+
 @pytest.fixture
 def rig(tmp_path, spawn, mosquitto):
     home = tmp_path / "home"
@@ -35,22 +45,7 @@ def rig(tmp_path, spawn, mosquitto):
         LANTERNA_BROKER=mosquitto.url,
         LANTERNA_BROKER_PASSWORD=mosquitto.users["controller"],
     )
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    board = spawn(
-        [
-            LANTERNA,
-            "virtual-board",
-            "--listen",
-            "127.0.0.1:0",
-            "--root",
-            str(flash),
-            "--board",
-            "sim-s3",
-        ],
-        env=env,
-    )
-    url = board.wait_for("on socket://").split(" on ")[1].split(",")[0]
+    flash, url, board = virtual_board(spawn, env, tmp_path)
     return home, env, flash, url, board, mosquitto
 
 
@@ -135,22 +130,7 @@ def test_a_provisioned_node_joins_the_broker_broker_config_made(tmp_path, spawn)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
     env.update(LANTERNA_HOME=str(home), LANTERNA_BROKER=f"mqtt://127.0.0.1:{port}")
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    board = spawn(
-        [
-            LANTERNA,
-            "virtual-board",
-            "--listen",
-            "127.0.0.1:0",
-            "--root",
-            str(flash),
-            "--board",
-            "sim-s3",
-        ],
-        env=env,
-    )
-    url = board.wait_for("on socket://").split(" on ")[1].split(",")[0]
+    flash, url, board = virtual_board(spawn, env, tmp_path)
     p = provision(env, url, "--no-reset")
     assert p.returncode == 0, p.stderr
     out = tmp_path / "broker"
