@@ -46,7 +46,8 @@ from lanterna.broker_tls import (
     ensure_server,
     fresh,
 )
-from lanterna.credentials import Credentials, new_password, write_atomic
+from lanterna.credentials import Credentials, new_password
+from lanterna.files import write_atomic
 from lanterna.ota_server import MAX_CHUNK
 
 CONF, PASSWD, ACL = "mosquitto.conf", "passwd", "acl"

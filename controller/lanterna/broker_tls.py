@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lanterna.credentials import write_atomic
+from lanterna.files import write_atomic
 
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "server.crt", "server.key"
 CA_DAYS, SERVER_DAYS, RENEW_DAYS = 3650, 730, 30

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 
 import click
 
+from lanterna.files import write_atomic
 from lanterna.store import Store, StoreError, UnknownGroup, UnknownNode, default_path
 
 EXIT_FAILED = 1
@@ -150,11 +151,7 @@ def write_config(home: Path, values: dict[str, Any]) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cfg = json.loads(p.read_text()) if p.exists() else {}
     cfg.update(values)
-    tmp = p.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(cfg, f, indent=1, sort_keys=True)
-    os.replace(tmp, p)
+    write_atomic(p, json.dumps(cfg, indent=1, sort_keys=True).encode(), 0o600)
     return p
 
 

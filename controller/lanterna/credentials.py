@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lanterna.files import write_atomic
 
 FILE_NAME = "credentials.json"
 CONTROLLER_USER = "controller"
@@ -37,30 +37,6 @@ class CredentialsError(Exception):
 
 def new_password() -> str:
     return secrets.token_urlsafe(_PASSWORD_BYTES)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> bool:
-    """Write `data` to `path` created with `mode` (0600 for secrets) and renamed into
-    place; -> False, touching nothing, when the file already holds exactly `data` and
-    `mode` (so a re-run changes no file)."""
-    try:
-        st = path.stat()
-        if st.st_mode & 0o777 == mode and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    # mkstemp creates the file 0600 with O_EXCL; fchmod only ever widens a public file.
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
-    return True
 
 
 class Credentials:
@@ -204,8 +180,8 @@ class Credentials:
         if isinstance(pw, str) and pw and not rotate:
             return pw
         pw = new_password()
-        # Merged into config.json here rather than by context.write_config: its fixed
-        # temporary name could be a stale file with a wider mode.
+        # Merged into config.json here, under the credentials lock (context.write_config
+        # writes the same way, without it).
         with self._locked():
             cfg = self._config()
             cfg["broker_password"] = pw

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lanterna import firmware as fw
+from lanterna.files import write_atomic
 from lanterna.paths import board_file, tool
 from lanterna.procs import die_with_parent
 
@@ -187,11 +188,7 @@ def _flash(d: Path, files: dict[str, bytes]) -> None:
 
 
 def _write_secret(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode(), 0o600)
 
 
 class District:
