@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from lanterna.files import write_atomic
+from lanterna.files import read_json_object, write_atomic
 from lanterna.store import Store, StoreError, UnknownGroup, UnknownNode, default_path
 
 EXIT_FAILED = 1
@@ -92,16 +92,10 @@ class Ctx:
         return (self.db or default_path()).parent
 
     def config(self) -> dict[str, Any]:
-        p = self.home / "config.json"
-        if not p.exists():
-            return {}
         try:
-            c = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            raise malformed(f"{p}: not a JSON config file: {e}") from None
-        if not isinstance(c, dict):
-            raise malformed(f"{p}: expected a JSON object")
-        return c
+            return read_json_object(self.home / "config.json")
+        except ValueError as e:
+            raise malformed(str(e)) from None
 
     def store(self) -> Store:
         if self._store is None:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lanterna.files import write_atomic
+from lanterna.files import read_json_object, write_atomic
 
 FILE_NAME = "credentials.json"
 CONTROLLER_USER = "controller"
@@ -190,11 +190,7 @@ class Credentials:
         return pw
 
     def _config(self) -> dict[str, Any]:
-        p = self.home / "config.json"
-        if not p.exists():
-            return {}
         try:
-            c = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            raise CredentialsError(f"{p}: not a JSON config file ({type(e).__name__})") from None
-        return c if isinstance(c, dict) else {}
+            return read_json_object(self.home / "config.json")
+        except ValueError as e:
+            raise CredentialsError(str(e)) from None

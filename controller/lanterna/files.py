@@ -3,6 +3,7 @@ renamed into place (never readable by others for an instant, never half-written)
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,3 +31,17 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> bool:
     finally:
         Path(name).unlink(missing_ok=True)
     return True
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object file (config.json); {} when it does not exist; ValueError naming the
+    file when it is not a JSON object."""
+    if not path.exists():
+        return {}
+    try:
+        c = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a JSON config file: {e}") from None
+    if not isinstance(c, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return c

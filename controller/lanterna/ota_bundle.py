@@ -16,7 +16,6 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-import os
 import re
 import shutil
 import tarfile
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lanterna import firmware as fw
+from lanterna.files import write_atomic
 from lanterna.ota_keys import (  # noqa: F401 -- the key API, re-exported for the CLI
     ALG,
     KEY_BITS,
@@ -193,16 +193,7 @@ def build(
     }
     data = pack(manifest, key, files)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # signed, not secret
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, out)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    write_atomic(out, data, 0o644)  # signed, not secret; a failed build leaves no bundle
     return Built(out, manifest, len(data))
 
 
