@@ -43,8 +43,8 @@ def bare_rss_kib() -> int:
 def main() -> None:
     import paho.mqtt.client as mqtt
 
-    from lanterna.broker import Mosquitto
-    from lanterna.fleet_sim import District, prepare
+    from lanterna.broker.mosquitto import Mosquitto
+    from lanterna.sim.district import District, prepare
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     with tempfile.TemporaryDirectory() as t:

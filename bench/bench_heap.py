@@ -7,7 +7,7 @@ heap after boot, the live peak, the allocation peak and the least budget in whic
 workload completes. Baseline, measured in the same run: the same node with no sensor
 fitted (config sensors.fitted = []), so `sensors_cost` is what the sensors add.
 Figures exclude the image (flash on the pole) and the sensor chips (their models run in
-this process, lanterna.simbus, as the chips sit outside the pole's heap); on the 64-bit
+this process, lanterna.sim.simbus, as the chips sit outside the pole's heap); on the 64-bit
 port every object is larger than on the 32-bit ESP32.
 Run: .venv/bin/python bench/bench_heap.py  (or `make bench`)
 """
@@ -29,7 +29,7 @@ WARP = 600
 
 def image(tmp: Path) -> Path:
     """The firmware's ROMFS image with the workload compiled into it."""
-    from lanterna.firmware import cached_build, mpy_cross, romfs_image
+    from lanterna.device.firmware import cached_build, mpy_cross, romfs_image
 
     fw = cached_build()
     mpy_cross(REPO / "bench" / "heap_node.py", tmp / "heap_node.mpy")
@@ -39,7 +39,7 @@ def image(tmp: Path) -> Path:
 
 
 def run(img: Path, budget: int, cfg: dict, tmp: Path) -> dict | None:
-    from lanterna.firmware import romfs_heap
+    from lanterna.device.firmware import romfs_heap
 
     root = Path(tempfile.mkdtemp(dir=tmp))
     (root / "config.json").write_text(json.dumps(cfg))
@@ -55,13 +55,13 @@ def run(img: Path, budget: int, cfg: dict, tmp: Path) -> dict | None:
         "--start",
         "1795600000",
     ]
-    from lanterna.simbus import SimBus
+    from lanterna.sim.simbus import SimBus
 
     code = "import os,romboot;romboot.mount(os.getenv('LANTERNA_ROMFS'));import heap_node"
     bus = SimBus().start()  # the sensor chips, outside the node's heap as on the pole
     env = dict(
         os.environ,
-        MICROPYPATH=f"{REPO / 'controller' / 'lanterna'}:.frozen",
+        MICROPYPATH=f"{REPO / 'controller' / 'lanterna' / 'sim' / 'mp'}:.frozen",
         LANTERNA_ROMFS=str(img),
         LANTERNA_SIMBUS=bus.address,
         HEAP_ARGS=json.dumps(args),

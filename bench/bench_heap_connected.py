@@ -39,7 +39,7 @@ class Observer:
     def __init__(self, url: str, password: str, prefix: str) -> None:
         import paho.mqtt.client as mqtt
 
-        from lanterna.fleet_sim import broker_address
+        from lanterna.sim.district import broker_address
 
         host, port = broker_address(url)
         self.prefix = prefix
@@ -76,9 +76,9 @@ def _more(k: int, o: Observer) -> bool:
 
 def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     """One simulated day of one connected node with `budget` bytes of heap."""
-    from lanterna import protocol
-    from lanterna.broker import Mosquitto, free_port
-    from lanterna.fleet_sim import District, prepare
+    from lanterna.broker.mosquitto import Mosquitto, free_port
+    from lanterna.sim.district import District, prepare
+    from lanterna.wire import protocol
 
     broker = Mosquitto(tmp / "broker")
     state = tmp / "state"

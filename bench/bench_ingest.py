@@ -1,4 +1,4 @@
-"""Ingest rate of `lanterna serve` (lanterna.ingest) against a real mosquitto.
+"""Ingest rate of `lanterna serve` (lanterna.fleet.ingest) against a real mosquitto.
 
 A publisher sends N telemetry messages (the shape a node publishes, from 100 node ids)
 at QoS 1 as fast as the broker takes them, while the ingest commits them into a fresh
@@ -102,10 +102,10 @@ def baseline(port: int, password: str, n: int) -> float:
 
 
 def main() -> None:
-    from lanterna.broker import Mosquitto
+    from lanterna.broker.mosquitto import Mosquitto
     from lanterna.context import Broker
-    from lanterna.ingest import Ingest
-    from lanterna.store import Store
+    from lanterna.fleet.ingest import Ingest
+    from lanterna.store.db import Store
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     with tempfile.TemporaryDirectory() as d:

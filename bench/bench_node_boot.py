@@ -23,12 +23,12 @@ MP = str(BIN / "micropython")
 RUNS = 7
 
 
-ROMBOOT = REPO / "controller" / "lanterna" / "romboot.py"
+from lanterna.paths import ROMBOOT  # noqa: E402
 
 
 def firmware() -> Path:
     """The compiled firmware with its ROMFS image: the node boots from it, as the pole does."""
-    from lanterna.firmware import cached_build
+    from lanterna.device.firmware import cached_build
 
     return cached_build()
 
@@ -36,11 +36,11 @@ def firmware() -> Path:
 MPY = firmware()
 
 
-_BUS: list = []  # the sensor chips (lanterna.simbus), started once in main()
+_BUS: list = []  # the sensor chips (lanterna.sim.simbus), started once in main()
 
 
 def _env(root: Path = MPY) -> dict[str, str]:
-    from lanterna.firmware import ROMFS_NAME
+    from lanterna.device.firmware import ROMFS_NAME
 
     env = dict(os.environ, MICROPYPATH=".frozen", LANTERNA_ROMFS=str(root / ROMFS_NAME))
     if _BUS:
@@ -51,7 +51,7 @@ def _env(root: Path = MPY) -> dict[str, str]:
 def node_args(heap: str, root: Path) -> list[str]:
     """The virtual node with `heap` ("110K") for itself; the image comes on top."""
     from lamp.board import parse_heap
-    from lanterna.firmware import ROMFS_NAME, romfs_heap
+    from lanterna.device.firmware import ROMFS_NAME, romfs_heap
 
     return [
         MP,
@@ -105,7 +105,7 @@ def min_heap_kib(extra: tuple = (), lo: int = 16, hi: int = 160) -> int:
 
 
 def main() -> None:
-    from lanterna.simbus import SimBus
+    from lanterna.sim.simbus import SimBus
 
     _BUS.append(SimBus().start())
     try:

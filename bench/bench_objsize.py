@@ -116,7 +116,7 @@ def parse(out: str) -> dict:
 
 
 def main() -> None:
-    from lanterna.firmware import ROMFS_NAME, cached_build
+    from lanterna.device.firmware import ROMFS_NAME, cached_build
 
     img = cached_build() / ROMFS_NAME
     probe = f"MODULES = {MODULES!r}\n" + PROBE
@@ -127,7 +127,7 @@ def main() -> None:
         "sys.path.append('/stub')\n"
     )
     mp = str(Path(sys.executable).with_name("micropython"))
-    env = dict(os.environ, MICROPYPATH=f"{REPO / 'controller' / 'lanterna'}:.frozen")
+    env = dict(os.environ, MICROPYPATH=f"{REPO / 'controller' / 'lanterna' / 'sim' / 'mp'}:.frozen")
     r = subprocess.run(
         [mp, "-X", "heapsize=4M", "-c", mount_unix + probe],
         capture_output=True,

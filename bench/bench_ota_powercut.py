@@ -28,9 +28,9 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "firmware"), str(REPO / "control
 import test_ota_install as t  # noqa: E402
 
 import mpharness  # noqa: E402
-from lanterna import ota_bundle as ob  # noqa: E402
-from lanterna.firmware import mpy_cross  # noqa: E402
-from lanterna.ota_keys import keygen, load_private  # noqa: E402
+from lanterna.device.firmware import mpy_cross  # noqa: E402
+from lanterna.ota import bundle as ob  # noqa: E402
+from lanterna.ota.keys import keygen, load_private  # noqa: E402
 
 
 def least_heap(tmp: Path, bundle: Path, key_file: Path) -> tuple[int, int]:

@@ -54,15 +54,15 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=1024)
     a = ap.parse_args()
-    from lanterna import ota_bundle as ob
-    from lanterna import ota_keys
-    from lanterna import ota_rollout as ro
-    from lanterna.broker import Mosquitto
+    from lanterna.broker.mosquitto import Mosquitto
     from lanterna.context import Broker
-    from lanterna.fleet_sim import District, prepare, register
-    from lanterna.ota_server import ChunkServer, bundle_id
+    from lanterna.ota import bundle as ob
+    from lanterna.ota import keys as ota_keys
+    from lanterna.ota import rollout as ro
+    from lanterna.ota.server import ChunkServer, bundle_id
     from lanterna.paths import firmware_dir
-    from lanterna.store import Store
+    from lanterna.sim.district import District, prepare, register
+    from lanterna.store.db import Store
 
     out: dict = {"nodes": a.nodes, "chunk": a.chunk}
     with tempfile.TemporaryDirectory() as t:

@@ -40,7 +40,7 @@ import ed25519_mp  # noqa: E402
 import pss_mp  # noqa: E402
 
 from lamp import sig  # noqa: E402
-from lanterna.firmware import mpy_cross  # noqa: E402
+from lanterna.device.firmware import mpy_cross  # noqa: E402
 
 MP = str(Path(sys.executable).with_name("micropython"))
 BUDGET = "110K"

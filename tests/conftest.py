@@ -110,7 +110,7 @@ def responder() -> Iterator:
 @pytest.fixture
 def mosquitto(tmp_path) -> Iterator:
     """A real mosquitto on 127.0.0.1 (lanterna/broker.py), running; stopped at the end."""
-    from lanterna.broker import Mosquitto
+    from lanterna.broker.mosquitto import Mosquitto
 
     broker = Mosquitto(tmp_path / "broker")
     broker.start()

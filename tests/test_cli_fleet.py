@@ -14,9 +14,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from lanterna import cli_views, fleet_format
 from lanterna.cli import cli
-from lanterna.store import Store
+from lanterna.cli import format as fleet_format
+from lanterna.cli import views as cli_views
+from lanterna.store.db import Store
 
 KEYS = {
     "gw-001": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",

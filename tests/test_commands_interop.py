@@ -1,6 +1,6 @@
 """The controller's signed commands, checked by the node's own code inside MicroPython.
 
-CPython signs random commands with ``lanterna.protocol`` (json.dumps + hmac) and mixes in
+CPython signs random commands with ``lanterna.wire.protocol`` (json.dumps + hmac) and mixes in
 replayed, reordered, forged, mutated, misaddressed and malformed ones, each with the ack
 code, the cleaned arguments and the counter a correct node must end up with; the node's
 ``lamp.commands`` (a hand-written serialiser + RFC 2104 over hashlib) answers each, in
@@ -23,7 +23,7 @@ import pytest
 import mpharness
 from lamp import commands as fwcmd
 from lamp import numbers
-from lanterna import protocol
+from lanterna.wire import protocol
 
 CHECK = Path(__file__).parent / "firmware" / "check_commands.py"
 NODE = "lis-baixa-017"

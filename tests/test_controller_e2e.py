@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lanterna.store import Store
+from lanterna.store.db import Store
 
 LANTERNA = [str(Path(sys.executable).with_name("lanterna"))]
 PWM = "pwm duty "
@@ -57,7 +57,7 @@ class Fleet:
     def sims(self, sites: list[tuple[str, int]], tele_s: int = 10, warp: int = 1) -> None:
         """The documented flow: every site's nodes prepared and registered (--init-only),
         their credentials loaded into the broker's password file, then the sims run."""
-        from lanterna.broker import free_port
+        from lanterna.broker.mosquitto import free_port
 
         runs = []
         for site, n in sites:
@@ -282,7 +282,7 @@ def test_coap_commands_replay_recovery_schedule_push_and_errors(fleet, tmp_path)
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = fleet.cli("identify", "--node", "greenwich-001", "--via", "coap")
     assert r.returncode == 1 and "not a CoAP resource" in r.stderr
-    from lanterna.broker import free_port
+    from lanterna.broker.mosquitto import free_port
 
     r = fleet.cli("--broker", f"mqtt://127.0.0.1:{free_port()}", "dim", "5", "--site", "greenwich")
     assert r.returncode == 5 and "Traceback" not in r.stderr, r.stderr

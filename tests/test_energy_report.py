@@ -11,10 +11,10 @@ from astral import LocationInfo
 from astral.sun import sunrise, sunset
 from click.testing import CliRunner
 
-from lanterna import energy_report as er
-from lanterna import schedules
 from lanterna.cli import cli
-from lanterna.store import Store, StoreError, UnknownGroup
+from lanterna.fleet import energy as er
+from lanterna.fleet import schedules
+from lanterna.store.db import Store, StoreError, UnknownGroup
 
 GREENWICH = (51.4826, 0.0077, "Europe/London")
 MILAN = (45.4520, 9.2000, "Europe/Rome")

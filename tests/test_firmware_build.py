@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lanterna import firmware as fw
+from lanterna.device import firmware as fw
 from lanterna.paths import tool
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from lanterna.store import Store
+from lanterna.store.db import Store
 
 LANTERNA = str(Path(sys.executable).with_name("lanterna"))
 N = 3000

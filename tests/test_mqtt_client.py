@@ -23,7 +23,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from lanterna.broker import BINARY, free_port
+from lanterna.broker.mosquitto import BINARY, free_port
 from mpharness import firmware_command, run_firmware
 
 CHECK = Path(__file__).parent / "firmware" / "check_mqtt.py"

@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from coapclient import COAP_CLIENT, aiocoap_run
-from lanterna import protocol
-from lanterna.broker import free_port
-from lanterna.fleet_sim import District, prepare
+from lanterna.broker.mosquitto import free_port
+from lanterna.sim.district import District, prepare
+from lanterna.wire import protocol
 
 NODE = "greenwich-001"
 TOPIC = f"lanterna/v1/greenwich/{NODE}/"

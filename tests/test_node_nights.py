@@ -7,7 +7,7 @@ import re
 import signal
 from datetime import date, datetime, timedelta
 
-from lanterna import schedules
+from lanterna.fleet import schedules
 
 NIGHTS = 30
 WARP = 43200  # half a day a second: 30 nights in about a minute

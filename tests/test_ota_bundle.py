@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lanterna import ota_bundle as ob
 from lanterna.cli import cli
-from lanterna.paths import tool
+from lanterna.ota import bundle as ob
+from lanterna.paths import MP_SCRIPTS, tool
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = "1.2.3"
@@ -176,7 +176,7 @@ def test_built_firmware_reports_the_bundle_version(home, data, tmp_path):
     image = tmp_path / "lanterna.romfs"
     image.write_bytes(ob.read_bundle(write(home, data), None).files["lanterna.romfs"])
     code = f"import romboot; romboot.mount({str(image)!r}); import lamp; print(lamp.VERSION)"
-    env = dict(os.environ, MICROPYPATH=str(REPO / "controller" / "lanterna"))
+    env = dict(os.environ, MICROPYPATH=str(MP_SCRIPTS))
     proc = subprocess.run(
         [binary, "-X", "heapsize=2M", "-c", code], capture_output=True, text=True, env=env
     )

@@ -16,13 +16,15 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from lanterna import firmware as fw
-from lanterna import ota_bundle, ota_keys, protocol
-from lanterna.fleet_sim import prepare
-from lanterna.ota_server import ChunkServer
-from lanterna.paths import board_file, tool
+from lanterna.device import firmware as fw
+from lanterna.ota import bundle as ota_bundle
+from lanterna.ota import keys as ota_keys
+from lanterna.ota.server import ChunkServer
+from lanterna.paths import ROMBOOT, board_file, tool
+from lanterna.sim.district import prepare
+from lanterna.wire import protocol
 
-ROMBOOT = str(Path(fw.__file__).with_name("romboot.py"))
+ROMBOOT = str(ROMBOOT)
 NODE = "greenwich-001"
 BASE = f"lanterna/v1/greenwich/{NODE}/"
 RUNNING = fw.firmware_version()
@@ -159,7 +161,7 @@ def rig(tmp_path, mosquitto, bundles):
 
 
 def args(bundle: bytes, version: str = NEW, **more) -> dict:
-    from lanterna.ota_server import bundle_id
+    from lanterna.ota.server import bundle_id
 
     return {"version": version, "bundle": bundle_id(bundle), "size": len(bundle)} | more
 

@@ -1,7 +1,7 @@
 """The node installs signed bundles (lamp.ota, issue 7): refusals, the switch, power cuts.
 
-CPython builds real bundles with `lanterna.ota_bundle` and a throwaway fleet key
-(`lanterna.ota_keys.keygen`); tests/firmware/check_ota.py installs them inside MicroPython
+CPython builds real bundles with `lanterna.ota.bundle` and a throwaway fleet key
+(`lanterna.ota.keys.keygen`); tests/firmware/check_ota.py installs them inside MicroPython
 under the pole's heap budget, in random chunk sizes. Every refusal must carry its LwM2M
 Update Result code and a detail naming the member or field, switch nothing, leave the
 running slot's files as they were and no partial file behind.
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 import mpharness
-from lanterna import ota_bundle as ob
-from lanterna.ota_keys import keygen, load_private
+from lanterna.ota import bundle as ob
+from lanterna.ota.keys import keygen, load_private
 
 CHECK = Path(__file__).parent / "firmware" / "check_ota.py"
 REPO = Path(__file__).resolve().parents[1]

@@ -29,11 +29,11 @@ from pathlib import Path
 import pytest
 from observer import Observer
 
-from lanterna import ota_bundle as ob
-from lanterna import ota_keys
-from lanterna.fleet_sim import District, prepare, register
+from lanterna.ota import bundle as ob
+from lanterna.ota import keys as ota_keys
 from lanterna.paths import firmware_dir
-from lanterna.store import Store
+from lanterna.sim.district import District, prepare, register
+from lanterna.store.db import Store
 
 N = 20
 SITE = "greenwich"

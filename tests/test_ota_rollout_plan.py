@@ -1,4 +1,4 @@
-"""Rollout plans and their state in the store (lanterna.ota_rollout), without nodes:
+"""Rollout plans and their state in the store (lanterna.ota.rollout), without nodes:
 waves from --canary and --waves, the options' errors, one active rollout at a time,
 node states with their timestamps, resume putting in-flight nodes back in line."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from lanterna import ota_rollout as ro
-from lanterna.store import Store
+from lanterna.ota import rollout as ro
+from lanterna.store.db import Store
 
 NODES = [f"n{i:02d}" for i in range(20)]
 

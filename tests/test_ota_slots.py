@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lanterna import firmware as fw
-from lanterna.fleet_sim import prepare
-from lanterna.paths import board_file, tool
+from lanterna.device import firmware as fw
+from lanterna.paths import ROMBOOT, board_file, tool
+from lanterna.sim.district import prepare
 
-ROMBOOT = str(Path(fw.__file__).with_name("romboot.py"))
+ROMBOOT = str(ROMBOOT)
 BANNER = "heap budget"  # the node's boot line: the application is running
 
 

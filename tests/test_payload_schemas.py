@@ -1,5 +1,5 @@
 """Every payload the node publishes validates against the project's JSON schema for its
-topic (controller/lanterna/schemas/), and the schemas themselves are valid."""
+topic (controller/lanterna/wire/schemas/), and the schemas themselves are valid."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 import mpharness
-from lanterna import protocol
-from lanterna.simbus import SimBus
+from lanterna.sim.simbus import SimBus
+from lanterna.wire import protocol
 
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
 CHECK = Path(__file__).with_name("firmware") / "check_payloads.py"

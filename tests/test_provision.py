@@ -17,8 +17,8 @@ import pytest
 from conftest import VENV_BIN
 from observer import Observer
 
-from lanterna.broker import free_port
-from lanterna.credentials import Credentials
+from lanterna.broker.credentials import Credentials
+from lanterna.broker.mosquitto import free_port
 
 NODE = "greenwich-101"
 SITE = "greenwich"

@@ -9,8 +9,8 @@ import stat
 import pytest
 from click.testing import CliRunner
 
+from lanterna.broker.credentials import Credentials
 from lanterna.cli import cli
-from lanterna.credentials import Credentials
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ import jsonschema
 import pytest
 from observer import Observer
 
-from lanterna import protocol
-from lanterna.fleet_sim import District, prepare
+from lanterna.sim.district import District, prepare
+from lanterna.wire import protocol
 
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
 NODES = 10

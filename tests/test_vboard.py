@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import VENV_BIN
 
-from lanterna.vboard_chip import split_records
+from lanterna.sim.vboard_chip import split_records
 
 MPREMOTE = str(VENV_BIN / "mpremote")
 

@@ -3,7 +3,7 @@
 Resolution order, first found wins:
 
 - store: the global option ``--db``, else ``$LANTERNA_HOME/lanterna.db``, else the
-  per-user default (lanterna.store.default_path);
+  per-user default (lanterna.store.db.default_path);
 - broker: ``--broker``, else ``$LANTERNA_BROKER``, else ``broker`` in the config file;
 - broker account: the URL's ``user[:password]``, else ``$LANTERNA_BROKER_USER`` /
   ``$LANTERNA_BROKER_PASSWORD``, else ``broker_user`` / ``broker_password`` in the
@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlparse
 import click
 
 from lanterna.files import read_json_object, write_atomic
-from lanterna.store import Store, StoreError, UnknownGroup, UnknownNode, default_path
+from lanterna.store.db import Store, StoreError, UnknownGroup, UnknownNode, default_path
 
 EXIT_FAILED = 1
 EXIT_UNKNOWN = 3

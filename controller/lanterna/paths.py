@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# Scripts that run under MicroPython, not CPython (the sim's ROMFS stand-in, the virtual
+# board's chip): files handed to the interpreter, never imported here.
+MP_SCRIPTS = Path(__file__).resolve().parent / "sim" / "mp"
+ROMBOOT = MP_SCRIPTS / "romboot.py"
 
 
 def firmware_dir() -> Path:

@@ -1,6 +1,6 @@
 # MicroPython side of tests/test_ota_install.py (not collected: no test_ prefix).
 # check_cases: installs every bundle listed in $OTA_CASES (one JSON line each, made by the
-# CPython side with lanterna.ota_bundle and a throwaway key) in random chunk sizes, and
+# CPython side with lanterna.ota.bundle and a throwaway key) in random chunk sizes, and
 # prints one "OTA {...}" line per case: the result code, the detail, the version and the
 # heap the install took. powercut: installs $OTA_BUNDLE into $OTA_ROOT, resuming from
 # Install(...).offset, printing "fed N" after every chunk; the CPython side kills it.

@@ -1,5 +1,5 @@
 # Run by tests/test_payload_schemas.py: a node with every sim sensor (chips on the
-# CPython side's device bus, lanterna.simbus), its charge point,
+# CPython side's device bus, lanterna.sim.simbus), its charge point,
 # commands and the network layer's publishing captured at the topic level, driven
 # through a night's events (a sensor fault and its recovery, an EV session, commands);
 # every payload it would publish is printed as "PUB <leaf> <json>" for the CPython side

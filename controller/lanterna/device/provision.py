@@ -1,0 +1,205 @@
+"""Field provisioning (docs/provisioning.md): a board with MicroPython on it becomes a
+lamp post of the fleet, through mpremote.
+
+What goes onto the device: ``boot.py`` (picks the application slot), ``main.py`` (the
+loader: runs the chosen slot), the current build in slot ``a`` with its manifest, the
+board file as ``board.json`` and the node's ``config.json`` (site, location, time zone,
+telemetry period, MQTT account, command key, the fleet's OTA public key, WiFi or LAN).
+Secrets are made once and kept: the MQTT password in ``credentials.json`` beside the
+store (lanterna.broker.credentials), the command key in the store; so provisioning again writes
+the same bytes and, file by file, changes nothing that is already right.
+
+Every file is compared by sha256 with what the device holds (read on the device); only
+those that differ are copied, then every file is read back and checked. Only then is the
+node entered in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lanterna.device import firmware as fw
+from lanterna.paths import board_file, firmware_dir, tool
+
+NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_HASH_LINE = re.compile(r"^H (\S+) ([0-9a-f]{64}|-)$")
+
+
+class ProvisionError(Exception):
+    """One line for the field engineer."""
+
+
+@dataclass
+class Plan:
+    port: str
+    node: str
+    site: str
+    board: str
+    files: dict[str, bytes]  # path on the device -> bytes
+    key: bytes  # the command key the store keeps
+    lat: float
+    lon: float
+    tz: str  # IANA name or POSIX string, as the store keeps it
+    skipped: list[str] = field(default_factory=list)  # not written: the node has taken OTA
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {"path": p, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            for p, d in self.files.items()
+        ]
+
+
+def node_config(
+    node: str,
+    site: str,
+    lat: float,
+    lon: float,
+    tz_posix: str,
+    mqtt: dict[str, Any] | None,
+    key_hex: str,
+    tele_s: int = 60,
+    coap_port: int = 0,
+    ota_key: str | None = None,
+    network: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A node's config.json (docs/firmware.md, lamp.config): the one shape virtual and
+    real nodes share."""
+    cfg: dict[str, Any] = {
+        "node": node,
+        "site": site,
+        "lat": lat,
+        "lon": lon,
+        "tz": tz_posix,
+        "tele_s": tele_s,
+        "mqtt": mqtt,
+        "coap_port": coap_port,
+        "key": key_hex,
+    }
+    if ota_key is not None:
+        cfg["ota_key"] = ota_key
+    if network is not None:
+        cfg["network"] = network
+    return cfg
+
+
+def device_files(board_name: str, cfg: dict[str, Any]) -> dict[str, bytes]:
+    """Everything provisioning writes, in the order it is written (the slot's manifest
+    after its files; the config last, so a cut-short run never leaves a config without
+    the firmware it is for)."""
+    build = fw.cached_build()
+    files = fw.factory_files(build, fw.firmware_version())
+    files["main.py"] = (firmware_dir() / "loader.py").read_bytes()
+    files["board.json"] = board_file(board_name).read_bytes()
+    files["config.json"] = (json.dumps(cfg, indent=1, sort_keys=True) + "\n").encode()
+    return files
+
+
+# -- the device, through mpremote -------------------------------------------------------
+
+
+def _mpremote(port: str, *args: str, timeout: float = 120) -> str:
+    exe = tool("mpremote")
+    if exe is None:
+        raise ProvisionError("mpremote is not installed (pip install mpremote)")
+    try:
+        p = subprocess.run(
+            [exe, "connect", port, *args], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise ProvisionError(f"{port}: no answer from the device in {timeout:g} s") from None
+    if p.returncode != 0:
+        lines = [ln.strip() for ln in (p.stderr + p.stdout).splitlines() if ln.strip()]
+        raise ProvisionError(f"{port}: " + (lines[-1] if lines else "mpremote failed"))
+    return p.stdout
+
+
+def remote_state(port: str, paths: list[str]) -> tuple[dict[str, str | None], set[str]]:
+    """-> (sha256 of each path on the device or None, the directories it has)."""
+    dirs = sorted({str(Path(p).parent) for p in paths if "/" in p})
+    code = (
+        "import hashlib,binascii,os\n"
+        f"for p in {paths!r}:\n"
+        " try:\n"
+        "  h=hashlib.sha256()\n"
+        "  with open(p,'rb') as f:\n"
+        "   while True:\n"
+        "    b=f.read(1024)\n"
+        "    if not b: break\n"
+        "    h.update(b)\n"
+        "  print('H',p,binascii.hexlify(h.digest()).decode())\n"
+        " except OSError:\n"
+        "  print('H',p,'-')\n"
+        f"for d in {dirs!r}:\n"
+        " try:\n"
+        "  os.stat(d); print('D',d)\n"
+        " except OSError:\n"
+        "  pass\n"
+    )
+    out = _mpremote(port, "exec", code)
+    hashes: dict[str, str | None] = {}
+    have: set[str] = set()
+    for line in out.splitlines():
+        m = _HASH_LINE.match(line.strip())
+        if m:
+            hashes[m.group(1)] = None if m.group(2) == "-" else m.group(2)
+        elif line.startswith("D "):
+            have.add(line[2:].strip())
+    missing = [p for p in paths if p not in hashes]
+    if missing:
+        raise ProvisionError(f"{port}: the device did not report {missing[0]}")
+    return hashes, have
+
+
+def apply(
+    plan: Plan, say: Callable[[str], None] = lambda _s: None, reset: bool = True
+) -> list[str]:
+    """Copy what differs, read everything back; -> the paths written ([] when the device
+    already held every file)."""
+    paths = list(plan.files)
+    hashes, have = remote_state(plan.port, [*paths, "ota.json"])
+    if hashes["ota.json"] is not None:
+        # The node has taken updates: its slots are its own (as `lanterna sim` keeps them).
+        plan.skipped = [p for p in paths if p.startswith("slots/")]
+        paths = [p for p in paths if p not in plan.skipped]
+    want = {p: hashlib.sha256(plan.files[p]).hexdigest() for p in paths}
+    todo = [p for p in paths if hashes[p] != want[p]]
+    if todo:
+        args: list[str] = []
+        made = set(have)
+        with tempfile.TemporaryDirectory(prefix="lanterna-provision-") as tmp:
+            for p in todo:
+                d = str(Path(p).parent)
+                parts = [] if d == "." else Path(d).parts
+                for i in range(len(parts)):
+                    sub = "/".join(parts[: i + 1])
+                    if sub not in made:
+                        args += ["fs", "mkdir", ":" + sub, "+"]
+                        made.add(sub)
+                local = Path(tmp) / p.replace("/", "__")
+                local.write_bytes(plan.files[p])
+                args += ["fs", "cp", str(local), ":" + p, "+"]
+            say(f"writing {len(todo)} file(s) to {plan.port}")
+            _mpremote(plan.port, *args[:-1], timeout=600)
+    back, _ = remote_state(plan.port, paths)
+    for p in paths:
+        if back[p] != want[p]:
+            raise ProvisionError(
+                f"{plan.port}: {p}: read back sha256 differs from what was written"
+            )
+    if todo and reset:
+        say(f"resetting {plan.port}: the node boots")
+        _mpremote(plan.port, "reset", timeout=30)
+    return todo
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(32)

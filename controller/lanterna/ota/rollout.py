@@ -1,0 +1,421 @@
+"""Staged firmware rollouts (docs/ota.md, "Rollouts"): a signed bundle to many nodes in
+waves, a canary first, halted when too many fail.
+
+A rollout and every node's progress live in the store (tables ``rollouts`` and
+``rollout_nodes``), so a controller that stops mid-rollout (Ctrl-C, a crash, a reboot)
+resumes with ``lanterna ota resume``: settled nodes are never offered again, the others
+are offered again, and a node answers an offer idempotently (it resumes a download at the
+byte, or says it already runs the version). A node is settled when it is ``done`` (it
+confirmed the new version after its own health window), ``failed`` (it reported a failed
+download, install or trial, or rolled back, or timed out) or ``refused`` (it refused the
+offer: a downgrade, another board, not signed by the key it holds, ...).
+
+The orchestrator offers a wave, serves the chunks its nodes ask for (lanterna.ota.server),
+follows their ``ota`` and ``boot`` events, and opens the next wave only when every node
+of the current one is settled and the health window has passed with none of them rolling
+back. When the failed share of the settled nodes goes above ``max_failures`` it halts:
+no further offers (nodes already downloading finish or fail on their own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lanterna.context import Broker
+from lanterna.store.db import Node, Store
+
+ACTIVE = ("running", "paused")
+SETTLED = ("done", "failed", "refused")
+IN_FLIGHT = ("offered", "downloading", "installing", "trial")
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+
+
+class RolloutError(Exception):
+    """One line for the operator: a bad plan, no such rollout, one already active."""
+
+
+@dataclass
+class Plan:
+    canary: str | None = None  # "N" nodes or "P%"
+    waves: tuple[float, ...] = (1.0,)  # cumulative shares of the nodes, the last 1.0
+    max_failures: float = 0.1  # of the settled nodes; above it the rollout halts
+    health_window: float = 60.0  # s between a wave settled and the next one offered
+    timeout: float = 900.0  # s from offer to settled, per node
+    chunk: int = 1024
+
+
+def parse_share(text: str, what: str, zero: bool = False) -> float:
+    """'10%' -> 0.1; RolloutError naming the option otherwise."""
+    m = _PERCENT.match(text.strip())
+    if not m or not (0 if zero else 1e-9) <= float(m.group(1)) <= 100:
+        raise RolloutError(f"{what}: expected a percentage like 10%, got {text!r}")
+    return float(m.group(1)) / 100
+
+
+def parse_waves(text: str) -> tuple[float, ...]:
+    waves = tuple(parse_share(w, "--waves") for w in text.split(","))
+    if any(b <= a for a, b in zip(waves, waves[1:], strict=False)) or waves[-1] != 1.0:
+        raise RolloutError(f"--waves: rising percentages ending at 100%, got {text!r}")
+    return waves
+
+
+def check_canary(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if text.isdigit() and int(text) > 0:
+        return text
+    parse_share(text, "--canary")
+    return text
+
+
+def assign_waves(nodes: Sequence[str], plan: Plan) -> dict[str, int]:
+    """node -> wave: wave 0 the canary (when there is one), then the waves' cumulative
+    shares of all the nodes, in node order (so a rerun assigns the same way)."""
+    ordered = sorted(nodes)
+    total = len(ordered)
+    out: dict[str, int] = {}
+    done = 0
+    wave = 0
+    if plan.canary:
+        c = plan.canary
+        n = int(c) if c.isdigit() else math.ceil(parse_share(c, "--canary") * total)
+        for node in ordered[: min(max(n, 1), total)]:
+            out[node] = 0
+        done = len(out)
+        wave = 1
+    for share in plan.waves:
+        upto = max(done, math.ceil(share * total))
+        if upto > done:
+            for node in ordered[done:upto]:
+                out[node] = wave
+            done = upto
+            wave += 1
+    return out
+
+
+# -- persistence ---------------------------------------------------------------------------
+
+
+class Rollouts:
+    """The rollout tables of the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    def create(
+        self,
+        bundle: str,
+        bundle_id: str,
+        version: str,
+        size: int,
+        target: dict[str, Any],
+        plan: Plan,
+        waves: dict[str, int],
+    ) -> int:
+        now = time.time()
+        with self.store.tx() as db:
+            active = db.execute(
+                "SELECT id, state FROM rollouts WHERE state IN ('running', 'paused')"
+            ).fetchone()
+            if active:
+                raise RolloutError(
+                    f"rollout {active['id']} is {active['state']}: abort it or let it finish first"
+                )
+            cur = db.execute(
+                "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
+                " created, updated) VALUES (?,?,?,?,?,?,'running',?,?)",
+                (bundle, bundle_id, version, size, json.dumps(target), _plan_json(plan), now, now),
+            )
+            rid = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO rollout_nodes (rollout, node, wave, state, since, updated)"
+                " VALUES (?,?,?,'pending',?,?)",
+                [(rid, n, w, now, now) for n, w in waves.items()],
+            )
+        return rid
+
+    def refuse(self, bundle: str, why: str) -> int:
+        """A bundle the controller would not offer (malformed, tampered, signed by another
+        key): recorded as a rollout that never started, so `ota status` shows why."""
+        now = time.time()
+        with self.store.tx() as db:
+            cur = db.execute(
+                "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
+                " detail, created, updated) VALUES (?, '', '?', 0, '{}', '{}', 'refused', ?,"
+                " ?, ?)",
+                (bundle, why, now, now),
+            )
+            return int(cur.lastrowid or 0)
+
+    def get(self, rid: int | None = None) -> dict[str, Any]:
+        """A rollout by id; without one, the active one, else the latest."""
+        if rid is not None:
+            r = self.db.execute("SELECT * FROM rollouts WHERE id=?", (rid,)).fetchone()
+        else:
+            r = self.db.execute(
+                "SELECT * FROM rollouts ORDER BY state IN ('running', 'paused') DESC, id DESC"
+            ).fetchone()
+        if r is None:
+            raise RolloutError(f"no rollout {rid}" if rid is not None else "no rollouts yet")
+        out = dict(r)
+        out["target"] = json.loads(out["target"])
+        out["plan"] = json.loads(out["plan"])
+        return out
+
+    def plan(self, r: dict[str, Any]) -> Plan:
+        p = dict(r["plan"])
+        p["waves"] = tuple(p["waves"])
+        return Plan(**p)
+
+    def nodes(self, rid: int) -> list[dict[str, Any]]:
+        q = "SELECT * FROM rollout_nodes WHERE rollout=? ORDER BY wave, node"
+        return [dict(r) for r in self.db.execute(q, (rid,))]
+
+    def set_state(self, rid: int, state: str, detail: str | None = None) -> None:
+        with self.store.tx() as db:
+            db.execute(
+                "UPDATE rollouts SET state=?, detail=coalesce(?, detail), updated=? WHERE id=?",
+                (state, detail, time.time(), rid),
+            )
+
+    def set_node(self, rid: int, node: str, state: str, **fields: Any) -> None:
+        now = time.time()
+        cols = ["state=?", "updated=?", "since=CASE WHEN state=? THEN since ELSE ? END"]
+        vals: list[Any] = [state, now, state, now]
+        for k in ("progress", "result", "detail", "from_version"):
+            if k in fields:
+                cols.append(f"{k}=?")
+                vals.append(fields[k])
+        with self.store.tx() as db:
+            db.execute(
+                f"UPDATE rollout_nodes SET {', '.join(cols)} WHERE rollout=? AND node=?",
+                (*vals, rid, node),
+            )
+
+    def requeue(self, rid: int) -> int:
+        """On resume: every node in flight is offered again (idempotent on the node)."""
+        with self.store.tx() as db:
+            cur = db.execute(
+                "UPDATE rollout_nodes SET state='pending', since=? WHERE rollout=? AND state IN"
+                " ('offered', 'downloading', 'installing', 'trial')",
+                (time.time(), rid),
+            )
+            return cur.rowcount
+
+
+def _plan_json(plan: Plan) -> str:
+    d = asdict(plan)
+    d["waves"] = list(plan.waves)
+    return json.dumps(d)
+
+
+def summary(nodes: Sequence[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in nodes:
+        out[n["state"]] = out.get(n["state"], 0) + 1
+    return out
+
+
+# -- the orchestrator ------------------------------------------------------------------------
+
+
+class Orchestrator:
+    """Runs one rollout until it is done, halted, paused or aborted (see the module)."""
+
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        rid: int,
+        bundle: bytes,
+        prefix: str = "lanterna/v1",
+        progress: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
+        from lanterna.ota.server import ChunkServer, bundle_id
+
+        self.store = store
+        self.rollouts = Rollouts(store)
+        self.broker = broker
+        self.rid = rid
+        self.r = self.rollouts.get(rid)
+        if bundle_id(bundle) != self.r["bundle_id"]:
+            raise RolloutError(f"{self.r['bundle']}: not the bundle rollout {rid} was started with")
+        self.plan = self.rollouts.plan(self.r)
+        self.version = self.r["version"]
+        self.prefix = prefix.rstrip("/")
+        self.progress = progress
+        self.server = ChunkServer(broker, prefix=self.prefix + "/")
+        self.server.add(bundle)
+        self.events: queue.Queue[tuple[str, str, bytes]] = queue.Queue()
+        self._watch = broker.client("lanterna-rollout-" + uuid.uuid4().hex[:8])
+        self._watch.on_connect = lambda c, _u, _f, rc, _p: (
+            rc.is_failure
+            or c.subscribe([(f"{self.prefix}/+/+/event", 1), (f"{self.prefix}/+/+/state", 1)])
+        )
+        self._watch.on_message = self._on_message
+        self._wake = threading.Event()
+
+    def _on_message(self, _c, _u, m) -> None:
+        parts = m.topic.split("/")
+        self.events.put((parts[-2], parts[-1], m.payload))
+        self._wake.set()
+
+    # -- what a node says ------------------------------------------------------------
+
+    def _apply(self, node: str, leaf: str, raw: bytes, rows: dict[str, dict[str, Any]]) -> None:
+        row = rows.get(node)
+        if row is None or row["state"] in ("failed", "refused"):
+            return
+        try:
+            p = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(p, dict):
+            return
+        v = self.version
+        if row["state"] == "done":  # settled: only a node seen back on another version
+            if leaf == "state" and "fw" in p and p["fw"] != v:
+                self._set(node, "failed", result=8, detail=f"back on {p['fw']}")
+            return
+        if leaf == "event" and p.get("event") == "ota" and p.get("version") == v:
+            state, result = p.get("state"), p.get("result")
+            if state == 1:
+                self._set(node, "downloading", progress=p.get("progress"))
+            elif state in (2, 3):
+                self._set(node, "installing", progress=100)
+            elif state == 0 and result == 1:
+                self._set(node, "done", result=1, detail=f"runs {v}")
+            elif state == 0 and result not in (0, None):
+                # 6 (not for this node: board, key, version) and 11 (deferred) are the
+                # node refusing the bundle; anything else is an update that failed.
+                gone = "refused" if result in (6, 11) else "failed"
+                self._set(node, gone, result=result, detail=p.get("detail") or "")
+        elif leaf == "event" and p.get("event") == "boot":
+            ota: dict[str, Any] = p["ota"] if isinstance(p.get("ota"), dict) else {}
+            if p.get("fw") == v and ota.get("trial"):
+                self._set(node, "trial")
+            elif row["state"] in ("installing", "trial") and p.get("fw") != v:
+                why = ota.get("detail") or f"booted {p.get('fw')} again"
+                self._set(node, "failed", result=ota.get("result") or 8, detail=why)
+        elif leaf == "state" and p.get("fw") != v and row["state"] == "trial":
+            self._set(node, "failed", result=8, detail=f"back on {p.get('fw')}")
+
+    def _set(self, node: str, state: str, **fields: Any) -> None:
+        self.rollouts.set_node(self.rid, node, state, **fields)
+
+    # -- offers ----------------------------------------------------------------------
+
+    def _offer(self, nodes: list[Node]) -> None:
+        from lanterna.fleet.commander import Commander
+
+        args = {
+            "version": self.version,
+            "bundle": self.r["bundle_id"],
+            "size": self.r["size"],
+            "chunk": self.plan.chunk,
+        }
+        for n in nodes:
+            self._set(n.id, "offered")
+        outs = Commander(self.store, self.prefix).send_mqtt(self.broker, nodes, "ota", args)
+        for o in outs:
+            res = o.result or {}
+            if o.status == "ok" and res.get("result") == 1:
+                self._set(o.node, "done", result=1, detail=f"runs {self.version}")
+            elif o.status == "ok":
+                self._set(o.node, "downloading", progress=0)
+            elif o.status == "error" and (o.detail or "").startswith("11:"):
+                self._set(o.node, "trial", detail=o.detail)  # confirmed (or not) later
+            elif o.status == "error":
+                code = (o.detail or "").split(":", 1)[0]
+                result = int(code) if code.isdigit() else None
+                self._set(o.node, "refused", result=result, detail=o.detail or o.error)
+            else:
+                self._set(o.node, "failed", result=4, detail=o.detail or "no answer")
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> str:
+        """-> the rollout's state when this returns: done, halted, paused or aborted."""
+        self.server.start()
+        try:
+            self._watch.connect(self.broker.host, self.broker.port, keepalive=30)
+        except OSError as e:
+            self.server.stop()
+            raise RolloutError(f"broker {self.broker.url}: {e.strerror or e}") from None
+        self._watch.loop_start()
+        try:
+            return self._loop()
+        finally:
+            self._watch.loop_stop()
+            self._watch.disconnect()
+            self.server.stop()
+
+    def _loop(self) -> str:
+        while True:
+            r = self.rollouts.get(self.rid)
+            if r["state"] == "aborted":
+                return "aborted"
+            rows = self._rows()
+            while not self.events.empty():
+                node, leaf, raw = self.events.get()
+                self._apply(node, leaf, raw, rows)
+                rows = self._rows()
+            now = time.time()
+            for n in rows.values():
+                if n["state"] in IN_FLIGHT and now - n["since"] > self.plan.timeout:
+                    why = f"no progress for {self.plan.timeout:g} s in state {n['state']}"
+                    self._set(n["node"], "failed", result=4, detail=why)
+            rows = self._rows()
+            counts = summary(list(rows.values()))
+            if self.progress:
+                self.progress(counts)
+            settled = sum(counts.get(s, 0) for s in SETTLED)
+            bad = counts.get("failed", 0) + counts.get("refused", 0)
+            if settled and bad / settled > self.plan.max_failures:
+                why = f"{bad} of {settled} settled nodes failed (max {self.plan.max_failures:.0%})"
+                self.rollouts.set_state(self.rid, "halted", why)
+                return "halted"
+            # The health window: after the last node of a wave settled, nothing more is
+            # offered for a while, and a node seen back on its old version fails.
+            last = max((n["updated"] for n in rows.values() if n["state"] in SETTLED), default=0)
+            quiet = now - last >= self.plan.health_window
+            open_waves = sorted({n["wave"] for n in rows.values() if n["state"] not in SETTLED})
+            if not open_waves:
+                if quiet:
+                    self.rollouts.set_state(self.rid, "done", f"{counts.get('done', 0)} updated")
+                    return "done"
+                self._wait(self.plan.health_window - (now - last))
+                continue
+            wave = open_waves[0]
+            pending = [n for n in rows.values() if n["wave"] == wave and n["state"] == "pending"]
+            earlier = any(n["wave"] < wave for n in rows.values())
+            if (
+                pending
+                and r["state"] == "running"
+                and (quiet or not earlier or self._started(wave, rows))
+            ):
+                self._offer(self.store.nodes(ids=[n["node"] for n in pending]))
+                continue
+            self._wait(1.0)
+
+    def _rows(self) -> dict[str, dict[str, Any]]:
+        return {n["node"]: n for n in self.rollouts.nodes(self.rid)}
+
+    @staticmethod
+    def _started(wave: int, rows: dict[str, dict[str, Any]]) -> bool:
+        # Some of the wave were offered already (a resume): the rest need not wait again.
+        return any(n["wave"] == wave and n["state"] != "pending" for n in rows.values())
+
+    def _wait(self, seconds: float) -> None:
+        self._wake.wait(max(0.05, min(seconds, 1.0)))
+        self._wake.clear()

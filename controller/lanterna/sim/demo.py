@@ -1,0 +1,164 @@
+"""`make demo` / `lanterna demo`: a virtual district of the three Sharing Cities sites,
+end to end, on this machine, with the real parts.
+
+mosquitto on a free loopback port (password file, no anonymous access), 30 lamp posts
+(real firmware in MicroPython processes; 10 each in Greenwich, Porta Romana, Baixa) at
+time warp, `lanterna serve` ingesting into a fresh store, a schedule pushed to the fleet,
+the live fleet status, and an energy report with its chart. Every step is the CLI a
+street-lighting team runs, printed before it runs. Everything started is stopped at
+the end, on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from lanterna.paths import REPO
+from lanterna.procs import die_with_parent
+
+SITES = ("greenwich", "porta-romana", "baixa")
+
+
+def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
+    from lanterna.broker.mosquitto import Mosquitto
+    from lanterna.context import write_config
+
+    lanterna = str(Path(sys.executable).with_name("lanterna"))
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    broker = Mosquitto(home / "broker", {"controller": secrets.token_urlsafe(18)})
+    write_config(
+        home,
+        {
+            "broker": broker.url,
+            "broker_user": "controller",
+            "broker_password": broker.users["controller"],
+        },
+    )
+    env = dict(os.environ, LANTERNA_HOME=str(home))
+    env.pop("LANTERNA_BROKER", None)
+    procs: list[subprocess.Popen] = []
+    state = home / "sim-state"
+
+    def step(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        click.secho("$ lanterna " + " ".join(args), fg="cyan", err=True)
+        r = subprocess.run([lanterna, *args], env=env, text=True, capture_output=True)
+        if r.stdout:
+            click.echo(r.stdout.rstrip())
+        if r.stderr:
+            click.echo(r.stderr.rstrip(), err=True)
+        if check and r.returncode != 0:
+            raise click.ClickException(f"`lanterna {args[0]}` failed with status {r.returncode}")
+        return r
+
+    def spawn(*args: str) -> None:
+        click.secho("$ lanterna " + " ".join(args) + " &", fg="cyan", err=True)
+        log = open(home / f"{args[0]}-{len(procs)}.log", "w")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(
+                [lanterna, *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        )
+
+    def online() -> int:
+        from lanterna.store.db import Store
+
+        with Store(home / "lanterna.db") as s:
+            return sum(1 for r in s.status(s.nodes()) if r["online"])
+
+    stop = False
+
+    def on_signal(*_a: object) -> None:
+        nonlocal stop
+        stop = True
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        total = nodes_per_site * len(SITES)
+        runs = []
+        from lanterna.broker.mosquitto import free_port
+
+        # Node clocks start this evening at 18:00 UTC (dark in all three cities), with
+        # the Greenwich schedule on their flash; the demo then pushes the night saver.
+        now = datetime.now(UTC)
+        start = now.replace(hour=18, minute=0, second=0, microsecond=0).timestamp()
+        examples = REPO / "docs" / "examples"
+        for site in SITES:
+            args = ["sim", "--nodes", str(nodes_per_site), "--site", site]
+            args += ["--state-dir", str(state), "--coap-base-port", str(free_port() - 1)]
+            args += ["--time-warp", str(warp), "--tele-s", "60"]
+            args += ["--schedule", str(examples / "schedule-greenwich.json")]
+            args += ["--start", datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M")]
+            step(*args, "--init-only")
+            runs.append(args)
+        # The broker's password file gets every node's own credentials (and no others).
+        creds = json.loads((state / "credentials.json").read_text())
+        broker.add_users({node: c["password"] for node, c in creds.items()})
+        broker.start()
+        click.secho(f"mosquitto on {broker.url} ({len(creds)} node accounts)", err=True)
+        t0 = time.time()
+        for args in runs:
+            spawn(*args)
+        spawn("serve", "--report-s", "30")
+        deadline = time.monotonic() + 120
+        n = 0
+        while not stop and time.monotonic() < deadline:
+            n = online()
+            if n == total:
+                break
+            time.sleep(0.5)  # waiting for the fleet to come online, bounded
+        click.secho(f"{n} of {total} lamp posts online", err=True)
+        if n < total:
+            raise click.ClickException(f"only {n} of {total} nodes came online: see {home}")
+        step("schedule", "push", str(examples / "schedule-night-saver.json"), "--all")
+        step("dim", "20", "--site", "baixa", "--for", "2h")
+        t_end = time.monotonic() + seconds
+        while not stop and time.monotonic() < t_end:
+            time.sleep(min(10.0, max(0.0, t_end - time.monotonic())))  # the demo's pace
+            if not stop:
+                step("status", "--site", "greenwich")
+        # Node time ran `warp` times faster than ours since the sims started.
+        until = start + (time.time() - t0) * warp
+        step(
+            "energy",
+            "report",
+            "--since",
+            datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "--until",
+            datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "--png",
+            str(home / "energy.png"),
+        )
+        click.secho(f"chart: {home / 'energy.png'}; store: {home / 'lanterna.db'}", err=True)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        broker.stop()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        click.secho("demo stopped: broker, sims and serve ended", err=True)
