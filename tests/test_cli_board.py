@@ -39,7 +39,7 @@ def test_bad_pin_is_one_line_naming_board_and_key(
     proc = subprocess.run(
         [*lanterna_cmd, "board", "check", str(bad)], capture_output=True, text=True
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 4  # malformed input (docs/cli.md)
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"Error: board esp32-devkitc: {message}"]
 
@@ -48,7 +48,7 @@ def test_unreadable_board_file_is_one_line(tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text('{"name": "x",')
     result = CliRunner().invoke(cli, ["board", "check", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "not valid JSON" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["board", "check", "no-such-board"])
-    assert result.exit_code == 1 and "cannot read" in result.output
+    assert result.exit_code == 4 and "cannot read" in result.output

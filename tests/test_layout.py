@@ -62,3 +62,43 @@ def test_only_clock_reads_time(repo):
         if {"time", "utime"}.intersection(_imports(path)):
             offenders.append(str(rel))
     assert offenders == []
+
+
+# -- the controller's import graph (tests/import_graph.py) ------------------------------
+
+
+def test_no_import_cycle_among_controller_modules():
+    import import_graph
+
+    assert import_graph.cycles() == []
+
+
+def test_the_cycle_check_sees_the_graph_and_finds_a_cycle():
+    import import_graph
+
+    g = import_graph.graph()
+    # The root group adds every command group: the edges are really read...
+    assert {"lanterna.cli.node", "lanterna.cli.ota"} <= g["lanterna.cli"]
+    assert "lanterna.cli" not in g["lanterna.cli.node"]
+    # ... and a cycle in them would be found.
+    g["lanterna.cli.node"].add("lanterna.cli")
+    assert any({"lanterna.cli", "lanterna.cli.node"} <= set(c) for c in import_graph.cycles(g))
+
+
+def test_only_the_cli_imports_click():
+    import import_graph
+
+    assert import_graph.click_outside_cli() == []
+
+
+def test_the_library_never_imports_the_simulator():
+    import import_graph
+
+    offenders = [
+        (m, d)
+        for m, deps in import_graph.graph().items()
+        if not m.startswith(("lanterna.sim", "lanterna.cli"))
+        for d in deps
+        if d.startswith("lanterna.sim")
+    ]
+    assert offenders == []

@@ -38,13 +38,13 @@ def test_validate_names_file_and_offending_path(example, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(obj))
     result = CliRunner().invoke(cli, ["schedule", "validate", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # malformed input (docs/cli.md)
     assert result.output.strip() == (
         f"Error: {bad}: schedule: profiles.weekend[1].level: 120 outside 0..100"
     )
     bad.write_text('{"version": 1,')
     result = CliRunner().invoke(cli, ["schedule", "validate", str(bad)])
-    assert result.exit_code == 1 and "not valid JSON" in result.output
+    assert result.exit_code == 4 and "not valid JSON" in result.output
     assert "Traceback" not in result.output
 
 
@@ -109,5 +109,5 @@ def test_preview_draws_a_png(example, tmp_path):
 
 def test_preview_refuses_an_unknown_zone(example):
     result = _invoke_preview(example, "Mars/Olympus")
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "time zone 'Mars/Olympus'" in result.output and "Traceback" not in result.output

@@ -25,7 +25,7 @@ def _run(*args: str):
 
 def test_bad_broker_url_and_unknown_site_are_one_line_errors(tmp_path):
     r = _run("--broker", "http://x:1", "--state-dir", str(tmp_path / "s"), "--init-only")
-    assert r.exit_code == 1 and "expected mqtt://HOST:PORT" in r.output
+    assert r.exit_code == 4 and "expected mqtt://HOST:PORT" in r.output
     r = _run("--broker", "mqtt://127.0.0.1:1883", "--site", "atlantis", "--init-only")
     assert r.exit_code == 1 and "give --lat, --lon and --tz" in r.output
     assert "Traceback" not in r.output

@@ -12,47 +12,32 @@ Resolution order, first found wins:
 The config file is ``config.json`` beside the store (``$LANTERNA_HOME`` or the
 per-user directory), 0600 when lanterna writes it. Passwords are never printed.
 
-Exit statuses (README, "Exit statuses"): 0 all done; 1 a node failed or timed out;
-2 usage (click); 3 unknown node, group or site; 4 malformed input; 5 broker
-unreachable or refused; 6 store error.
+Nothing here knows click: the CLI (lanterna.cli) and any other front end build a Ctx and
+call the library through it; errors are lanterna.errors exceptions with their exit status.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-import click
-
+from lanterna.broker.url import parse as parse_broker_url
+from lanterna.errors import (
+    EXIT_BROKER,
+    EXIT_STORE,
+    EXIT_UNKNOWN,
+    LanternaError,
+    malformed,
+    unknown,
+)
 from lanterna.files import read_json_object, write_atomic
 from lanterna.store.db import Store, StoreError, UnknownGroup, UnknownNode, default_path
-
-EXIT_FAILED = 1
-EXIT_UNKNOWN = 3
-EXIT_MALFORMED = 4
-EXIT_BROKER = 5
-EXIT_STORE = 6
-
-
-class LanternaError(click.ClickException):
-    """One clear line on stderr and a distinct exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = code  # type: ignore[misc]  # click declares it on the class
-
-
-def unknown(e: Exception) -> LanternaError:
-    return LanternaError(str(e), EXIT_UNKNOWN)
-
-
-def malformed(message: str) -> LanternaError:
-    return LanternaError(message, EXIT_MALFORMED)
 
 
 @dataclass(frozen=True)
@@ -114,24 +99,12 @@ class Ctx:
                 f"'broker' in {self.home / 'config.json'}",
                 EXIT_BROKER,
             )
-        u = urlparse(url)
-        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
-            raise malformed(f"broker: expected mqtt://HOST:PORT, got {u.scheme}://{u.hostname}")
-        try:
-            port = u.port or (8883 if u.scheme == "mqtts" else 1883)
-        except ValueError:
-            raise malformed("broker: the port is not a number") from None
-        user = (
-            unquote(u.username)
-            if u.username
-            else os.environ.get("LANTERNA_BROKER_USER") or cfg.get("broker_user") or "controller"
-        )
+        u = parse_broker_url(url)
+        user = u.user or os.environ.get("LANTERNA_BROKER_USER") or cfg.get("broker_user")
         password = (
-            unquote(u.password)
-            if u.password
-            else os.environ.get("LANTERNA_BROKER_PASSWORD") or cfg.get("broker_password")
+            u.password or os.environ.get("LANTERNA_BROKER_PASSWORD") or cfg.get("broker_password")
         )
-        return Broker(u.hostname, port, user, password, u.scheme == "mqtts")
+        return Broker(u.host, u.port, user or "controller", password, u.tls)
 
     def close(self) -> None:
         if self._store is not None:
@@ -140,24 +113,24 @@ class Ctx:
 
 
 def write_config(home: Path, values: dict[str, Any]) -> Path:
-    """Merge `values` into config.json under `home`, written 0600 (it holds a password)."""
+    """Merge `values` into config.json under `home`, written 0600 (it holds a password).
+    A config.json that is not a JSON object is refused (exit 4), never overwritten."""
     p = home / "config.json"
     home.mkdir(parents=True, exist_ok=True)
-    cfg = json.loads(p.read_text()) if p.exists() else {}
+    try:
+        cfg = read_json_object(p)
+    except ValueError as e:
+        raise malformed(str(e)) from None
     cfg.update(values)
     write_atomic(p, json.dumps(cfg, indent=1, sort_keys=True).encode(), 0o600)
     return p
 
 
-pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def store_errors(fn):
-    """Turn the store's unknown-name errors into exit status 3 with one line."""
-    import functools
+def store_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The store's failures as LanternaErrors: unknown names exit 3, the rest 6."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (UnknownNode, UnknownGroup) as e:

@@ -12,11 +12,12 @@ import importlib.resources
 from pathlib import Path
 
 from lamp import tz as fwtz
+from lanterna.errors import Malformed
 
 SYSTEM_ZONEINFO = Path("/usr/share/zoneinfo")
 
 
-class TimeZoneError(ValueError):
+class TimeZoneError(Malformed, ValueError):
     pass
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp import numbers as N
-from lamp.commands import MAX_BYTES
+from lamp.cmd.handler import MAX_BYTES
 from lanterna.broker.credentials import Credentials, new_password
 from lanterna.broker.tls import (
     CA_CERT,
@@ -57,7 +57,7 @@ CONF, PASSWD, ACL = "mosquitto.conf", "passwd", "acl"
 NODE_WRITES = (N.STATUS, N.STATE, N.TELE, N.EVENT, N.ACK, N.OTA_REQ)
 NODE_READS = (N.CMD, N.OTA_DATA)
 
-# The largest payloads on the wire: a command (lamp.commands.MAX_BYTES, what a node
+# The largest payloads on the wire: a command (lamp.cmd.handler.MAX_BYTES, what a node
 # accepts) and an OTA chunk (4-byte offset + up to MAX_CHUNK bytes, docs/ota.md).
 MESSAGE_SIZE_LIMIT = max(MAX_BYTES, 4 + MAX_CHUNK)
 # The whole packet: that payload plus the topic and MQTT headers, with room to spare. A

@@ -20,9 +20,10 @@ import click
 
 from lanterna.broker import config as bc
 from lanterna.broker.credentials import CredentialsError
-from lanterna.cli import cli
-from lanterna.cli.output import emit_json, json_option, table
-from lanterna.context import EXIT_FAILED, Ctx, LanternaError, malformed, pass_ctx, store_errors
+from lanterna.cli.options import json_option, pass_ctx
+from lanterna.cli.output import emit_json, table
+from lanterna.context import Ctx, store_errors
+from lanterna.errors import EXIT_FAILED, LanternaError, malformed
 
 
 def broker_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +39,7 @@ def broker_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@cli.group()
+@click.group()
 def broker() -> None:
     """The MQTT broker (mosquitto 2.0): its accounts, ACL and TLS (docs/security.md)."""
 
@@ -181,3 +182,6 @@ def _print(r: bc.Result) -> None:
     if r.ca_fingerprint:
         click.echo(f"CA sha256: {r.ca_fingerprint}")
     click.echo(f"start: mosquitto -c {r.files['conf']}; after a re-run: kill -HUP <its pid>")
+
+
+COMMANDS = [broker]

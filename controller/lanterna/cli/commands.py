@@ -1,4 +1,5 @@
-"""Commands to nodes: `lanterna dim`, `identify`, `reboot`, `schedule push`.
+"""Commands to nodes: `lanterna dim`, `identify`, `reboot` (and the sending that
+`lanterna schedule push` shares).
 
 Targets: ``--node N`` (repeatable), ``--group G``, ``--site S`` or ``--all``, exactly one
 kind. Each command is signed per node, sent, and waited for (lanterna.fleet.commander); a
@@ -9,40 +10,19 @@ when any node failed or did not answer.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
-from lanterna.cli import _load_schedule, cli, schedule
+from lanterna.cli.options import SELECTION, json_option, pass_ctx, prefix_option
 from lanterna.cli.output import emit_json, table
-from lanterna.context import (
-    EXIT_BROKER,
-    EXIT_FAILED,
-    Ctx,
-    LanternaError,
-    malformed,
-    pass_ctx,
-    store_errors,
-)
+from lanterna.cli.params import Duration, Level
+from lanterna.context import Ctx, store_errors
+from lanterna.errors import EXIT_BROKER, EXIT_FAILED, LanternaError, malformed
 
-SELECTION = [
-    click.option("--node", "node_ids", multiple=True, help="A node (repeatable)."),
-    click.option("--group", help="Every node of a group."),
-    click.option("--site", help="Every node of a site."),
-    click.option("--all", "all_nodes", is_flag=True, help="Every node in the store."),
-]
-
-
-def selection(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--node/--group/--site/--all: which nodes (see _select)."""
-    for o in reversed(SELECTION):
-        fn = o(fn)
-    return fn
+MAX_HOLD_S = 7 * 86400  # a dim override's longest hold (docs/commands.md)
 
 
 def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,15 +44,15 @@ def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds to wait for each node's answer.",
         ),
         click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True),
-        click.option("--prefix", default="lanterna/v1", show_default=True, hidden=True),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+        prefix_option,
+        json_option,
     ]
     for o in reversed(opts):
         fn = o(fn)
     return fn
 
 
-def _select(ctx: Ctx, node_ids, group, site, all_nodes):
+def select_nodes(ctx: Ctx, node_ids, group, site, all_nodes):
     kinds = sum(bool(x) for x in (node_ids, group, site, all_nodes))
     if kinds != 1:
         raise click.UsageError("give exactly one of --node, --group, --site, --all")
@@ -85,10 +65,10 @@ def _select(ctx: Ctx, node_ids, group, site, all_nodes):
     return nodes
 
 
-def _run(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
+def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
     from lanterna.fleet.commander import Commander, SendError
 
-    nodes = _select(ctx, o["node_ids"], o["group"], o["site"], o["all_nodes"])
+    nodes = select_nodes(ctx, o["node_ids"], o["group"], o["site"], o["all_nodes"])
     commander = Commander(ctx.store(), o["prefix"])
     what = f"{cmd} to {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
     # The bar appears once the first answer is in: a broker that cannot be reached is
@@ -131,7 +111,7 @@ def _run(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
     return outs
 
 
-def _finish(ctx: Ctx, outs: list) -> None:
+def finish(ctx: Ctx, outs: list) -> None:
     if any(x.status != "ok" for x in outs):
         ctx.close()
         raise SystemExit(EXIT_FAILED)
@@ -141,21 +121,25 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(ctx: Ctx, **kw: Any) -> None:
         cmd, args = fn(**{k: kw.pop(k) for k in list(kw) if k in fn.__code__.co_varnames})
-        _finish(ctx, _run(ctx, cmd, args, kw))
+        finish(ctx, send(ctx, cmd, args, kw))
 
     return store_errors(wrapper)
 
 
-@cli.command("dim")
-@click.argument("level")
+@click.command("dim")
+@click.argument("level", type=Level())
 @click.option("--fade", type=click.FloatRange(0, 3600), default=0, help="Fade time, s.")
 @click.option(
-    "--for", "for_", metavar="DURATION", help="Hold, then back to the schedule (30m, 2h)."
+    "--for",
+    "for_",
+    type=Duration(most=MAX_HOLD_S),
+    metavar="DURATION",
+    help="Hold, then back to the schedule (30m, 2h; at most 7 days).",
 )
 @targets
 @pass_ctx
 @command
-def dim(level: str, fade: float, for_: str | None) -> tuple[str, dict[str, Any]]:
+def dim(level: int | None, fade: float, for_: int | None) -> tuple[str, dict[str, Any]]:
     """Set the lamp LEVEL (0-100 %) as an override, or `auto` to end the override.
 
     \b
@@ -164,32 +148,15 @@ def dim(level: str, fade: float, for_: str | None) -> tuple[str, dict[str, Any]]
       lanterna dim 100 --node greenwich-004 --for 2h --fade 5
       lanterna dim auto --group high-street
     """
-    from lanterna.fleet.commander import parse_duration
-
-    args: dict[str, Any] = {"fade_s": int(round(fade))}
-    if level.lower() in ("auto", "release", "schedule"):
-        if for_:
-            raise malformed("--for: nothing to hold with `auto`")
-        args["level"] = None
-        return "dim", args
-    try:
-        lv = int(level)
-    except ValueError:
-        raise malformed(f"level: {level!r} is not 0-100 or auto") from None
-    if not 0 <= lv <= 100:
-        raise malformed(f"level: {lv} is outside 0-100")
-    args["level"] = lv
+    args: dict[str, Any] = {"fade_s": int(round(fade)), "level": level}
     if for_:
-        try:
-            args["until_s"] = parse_duration(for_)
-        except ValueError as e:
-            raise malformed(f"--for: {e}") from None
-        if args["until_s"] > 604800:
-            raise malformed("--for: at most 7 days")
+        if level is None:
+            raise malformed("--for: nothing to hold with `auto`")
+        args["until_s"] = for_
     return "dim", args
 
 
-@cli.command("identify")
+@click.command("identify")
 @click.option("--seconds", type=click.IntRange(1, 600), default=10, show_default=True)
 @targets
 @pass_ctx
@@ -199,7 +166,7 @@ def identify(seconds: int) -> tuple[str, dict[str, Any]]:
     return "identify", {"seconds": seconds}
 
 
-@cli.command("reboot")
+@click.command("reboot")
 @click.option("--delay", type=click.IntRange(0, 60), default=1, show_default=True)
 @targets
 @pass_ctx
@@ -209,33 +176,4 @@ def reboot(delay: int) -> tuple[str, dict[str, Any]]:
     return "reboot", {"delay_s": delay}
 
 
-@schedule.command("push")
-@click.argument("file", type=click.Path(path_type=Path))
-@targets
-@pass_ctx
-def schedule_push(ctx: Ctx, file: Path, **kw: Any) -> None:
-    """Validate a schedule file and replace the schedule of the selected nodes.
-
-    \b
-    Example:
-      lanterna schedule push docs/examples/schedule-greenwich.json --site greenwich
-    """
-    try:
-        obj, sched = _load_schedule(file)
-    except click.ClickException as e:
-        raise malformed(e.message) from None
-    body = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(body.encode()).hexdigest()
-
-    @store_errors
-    def go() -> list:
-        # The store keeps every version pushed, and which node took which.
-        sid = ctx.store().add_schedule(str(obj.get("id") or file.stem), body, digest)
-        outs = _run(ctx, "schedule", {"schedule": obj}, kw)
-        for x in outs:
-            if x.status == "ok" and x.command:
-                ctx.store().schedule_pushed(sid, x.node, x.command)
-        return outs
-
-    del sched
-    _finish(ctx, go())
+COMMANDS = [dim, identify, reboot]

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import click
 
-from lanterna.cli import cli
-from lanterna.cli.output import emit_json, json_option, table
-from lanterna.context import Ctx, malformed, pass_ctx, store_errors
+from lanterna.cli.options import json_option, pass_ctx
+from lanterna.cli.output import emit_json, table
+from lanterna.context import Ctx, store_errors
+from lanterna.errors import malformed
 from lanterna.fleet import energy as er
 
 COVERAGE_NOTE = 0.95  # below this share of the interval a node is named on stderr
 
 
-@cli.group()
+@click.group()
 def energy() -> None:
     """Energy the lamps used and saved against full power (docs/energy-report.md)."""
 
@@ -151,3 +152,6 @@ def energy_report(
         )
     if png is not None:
         click.echo(f"chart: {png}", err=True)
+
+
+COMMANDS = [energy]

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from lanterna.cli import cli, load_board
-from lanterna.cli.output import emit_json, json_option
-from lanterna.context import EXIT_FAILED, EXIT_MALFORMED, LanternaError
+from lanterna.boards import load_board
+from lanterna.cli.options import json_option
+from lanterna.cli.output import emit_json
 from lanterna.device import flash as fl
+from lanterna.errors import EXIT_FAILED, EXIT_MALFORMED, LanternaError
 
 
-@cli.command("flash")
+@click.command("flash")
 @click.option("--port", required=True, help="Serial port, e.g. /dev/ttyUSB0 or rfc2217://...")
 @click.option("--board", "board_name", required=True, help="Board name or file.")
 @click.option(
@@ -45,10 +46,7 @@ def flash(
       lanterna flash --port /dev/ttyUSB0 --board esp32-devkitc \\
           --image ESP32_GENERIC-v1.26.1.bin --dry-run
     """
-    try:
-        board = load_board(board_name)
-    except click.ClickException as e:
-        raise LanternaError(e.message, EXIT_MALFORMED) from None
+    board = load_board(board_name)
     try:
         p = fl.plan(board, port, image, erase, baud)
     except fl.FlashError as e:
@@ -66,3 +64,6 @@ def flash(
         fl.run(p)
     except fl.FlashError as e:
         raise LanternaError(str(e), EXIT_FAILED) from None
+
+
+COMMANDS = [flash]

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lanterna.cli.output import table
-from lanterna.store.db import Node, Store
+from lanterna.store import Node, Store
 
 
 def iso(epoch: float | None) -> str | None:

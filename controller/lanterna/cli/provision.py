@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import click
 
-from lanterna.cli import _ota_key, cli, load_board
-from lanterna.cli.output import emit_json, json_option, table
-from lanterna.context import EXIT_FAILED, Ctx, LanternaError, malformed, pass_ctx, store_errors
+from lanterna.boards import load_board
+from lanterna.broker.credentials import Credentials
+from lanterna.broker.url import parse as parse_broker_url
+from lanterna.cli.options import json_option, pass_ctx
+from lanterna.cli.output import emit_json, table
+from lanterna.context import Ctx, store_errors
 from lanterna.device import provision as pv
+from lanterna.errors import EXIT_FAILED, LanternaError, malformed
+from lanterna.fleet.registry import SiteError, resolve_site
+from lanterna.ota.keys import fleet_public_modulus
+from lanterna.store import UnknownNode
+from lanterna.tzinfo import posix_tz
 
 
-@cli.command("provision")
+@click.command("provision")
 @click.option(
     "--port",
     required=True,
@@ -63,14 +71,7 @@ def provision(
       lanterna provision --port /dev/ttyUSB0 --board esp32-devkitc --node greenwich-017 \\
           --site greenwich --lat 51.4826 --lon 0.0077 --wifi-ssid pole-net --wifi-password ...
     """
-    from lanterna.broker.credentials import Credentials
-    from lanterna.sim.district import SimError, broker_address, resolve_site
-    from lanterna.tzinfo import TimeZoneError, posix_tz
-
-    try:
-        board = load_board(board_name)
-    except click.ClickException as e:
-        raise malformed(e.message) from None
+    board = load_board(board_name)
     if not pv.NODE_ID.match(node):
         raise malformed(f"--node: {node!r}: lower-case letters, digits and '-', up to 63")
     network = None
@@ -92,20 +93,22 @@ def provision(
         tz = known["tz"] if tz is None else tz
     try:
         lat, lon, tz = resolve_site(site, lat, lon, tz)
-        host, mqtt_port = broker_address(broker_url or c.broker().url)
-        tz_posix = posix_tz(tz)
-    except (SimError, TimeZoneError) as e:
+    except SiteError as e:
         raise malformed(str(e)) from None
+    # The node's broker: --broker, else the controller's; mqtts:// gives the node TLS.
+    u = parse_broker_url(broker_url or c.broker().url, "--broker")
+    tz_posix = posix_tz(tz)
     try:
         key = store.node(node).key
-    except Exception:  # noqa: BLE001 -- UnknownNode: a new node gets a new key
+    except UnknownNode:  # a new node gets a new key; any other store error stops here
         key = pv.new_key()
     with Credentials(c.home) as creds:
         # A dry run makes no secret: a node without a password yet shows a stand-in.
         password = (creds.get(node) or "(new)") if dry_run else creds.ensure(node)
-    mqtt = {"host": host, "port": mqtt_port, "user": node, "password": password}
+    mqtt = pv.mqtt_config(u, node, password)
+    ota_key = fleet_public_modulus(c.home)
     cfg = pv.node_config(
-        node, site, lat, lon, tz_posix, mqtt, key.hex(), tele_s, 0, _ota_key(c), network
+        node, site, lat, lon, tz_posix, mqtt, key.hex(), tele_s, 0, ota_key, network
     )
     plan = pv.Plan(
         port, node, site, board["name"], pv.device_files(board_name, cfg), key, lat, lon, tz
@@ -143,3 +146,6 @@ def provision(
         click.echo(f"{node} registered in site {site}")
     else:
         click.echo(f"{node} on {port}: the device already holds every file; nothing changed")
+
+
+COMMANDS = [provision]

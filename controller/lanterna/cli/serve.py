@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 
 import click
 
-from lanterna.cli import cli
+from lanterna.cli.options import pass_ctx
 from lanterna.cli.output import emit_json
-from lanterna.context import EXIT_BROKER, Ctx, LanternaError, pass_ctx
+from lanterna.context import Ctx
+from lanterna.errors import EXIT_BROKER, LanternaError
+from lanterna.wire.topics import PREFIX
 
 
-@cli.command("serve")
-@click.option("--prefix", default="lanterna/v1", show_default=True, help="Topic prefix.")
+@click.command("serve")
+@click.option("--prefix", default=PREFIX, show_default=True, help="Topic prefix.")
 @click.option("--batch", type=click.IntRange(1, 10000), default=500, show_default=True)
 @click.option(
     "--report-s",
@@ -69,20 +70,4 @@ def serve(ctx: Ctx, prefix: str, batch: int, report_s: float, as_json: bool) -> 
         )
 
 
-@cli.command("demo")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/demo"),
-    show_default=True,
-    help="Store, broker and node state of the demo (emptied first).",
-)
-@click.option("--nodes-per-site", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option("--warp", type=click.IntRange(1, 3600), default=120, show_default=True)
-@click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True)
-def demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> None:
-    """A virtual district of Greenwich, Porta Romana and Baixa, end to end: mosquitto,
-    30 lamp posts, serve, a schedule push, live status and an energy report."""
-    from lanterna.sim.demo import run_demo
-
-    raise SystemExit(run_demo(home.resolve(), nodes_per_site, warp, seconds))
+COMMANDS = [serve]

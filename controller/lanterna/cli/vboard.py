@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-from lanterna.cli import cli
-
 
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -29,7 +27,7 @@ def _heap(value: str | None) -> int | None:
         raise click.BadParameter(f"expected a size like 150K, got {value!r}") from None
 
 
-@cli.command("virtual-board")
+@click.command("virtual-board")
 @click.option(
     "--listen",
     default="127.0.0.1:2323",
@@ -76,3 +74,6 @@ def virtual_board(listen: str, root: Path, board_name: str, heap: str | None) ->
         asyncio.run(main())
     except VBoardError as e:
         raise click.ClickException(str(e)) from None
+
+
+COMMANDS = [virtual_board]

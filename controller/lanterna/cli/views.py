@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import click
 
-from lanterna.cli import cli
 from lanterna.cli.format import (
     _cell,
     _count,
@@ -22,9 +21,10 @@ from lanterna.cli.format import (
     _status_table,
     iso,
 )
-from lanterna.cli.output import emit_json, json_option, table
-from lanterna.context import Ctx, pass_ctx, store_errors
-from lanterna.store.db import Store
+from lanterna.cli.options import json_option, pass_ctx
+from lanterna.cli.output import emit_json, table
+from lanterna.context import Ctx, store_errors
+from lanterna.store import Store
 
 # The live view polls: `lanterna serve` writes from another process and SQLite tells no
 # other connection about a commit.
@@ -34,7 +34,7 @@ POLL_S = 0.5
 # -- status and faults -------------------------------------------------------------------
 
 
-@cli.command("status")
+@click.command("status")
 @_selection
 @click.option(
     "--online/--offline",
@@ -79,7 +79,7 @@ def status(
     click.echo(f"{_count(len(rows), 'node')}, {n_online} online, {n_faulty} with faults", err=True)
 
 
-@cli.command("faults")
+@click.command("faults")
 @_selection
 @json_option
 @pass_ctx
@@ -128,7 +128,7 @@ def faults(
 # -- telemetry ---------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def telemetry() -> None:
     """The telemetry the nodes publish, as `lanterna serve` stores it."""
 
@@ -236,3 +236,6 @@ def telemetry_tail(
             show(r)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a live view ends: exit 0, no "Aborted!"
+
+
+COMMANDS = [status, faults, telemetry]

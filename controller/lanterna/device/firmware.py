@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanterna.errors import LanternaError
 from lanterna.paths import REPO, firmware_dir, tool
 
 ENTRY_POINTS = ("boot.py", "main.py", "loader.py")  # stay source
@@ -25,7 +26,7 @@ ROMFS_NAME = "lanterna.romfs"
 ROMFS_MOUNT_BYTES = 256
 
 
-class FirmwareBuildError(Exception):
+class FirmwareBuildError(LanternaError):
     pass
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lanterna.broker.url import BrokerURL
 from lanterna.device import firmware as fw
 from lanterna.paths import board_file, firmware_dir, tool
 
@@ -56,6 +57,15 @@ class Plan:
             {"path": p, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
             for p, d in self.files.items()
         ]
+
+
+def mqtt_config(u: BrokerURL, user: str, password: str) -> dict[str, Any]:
+    """The node's "mqtt" settings (lamp.net.link.SPEC) for the broker at `u`: a TLS broker
+    (mqtts://) gives "tls": true, which the node's link honours."""
+    m: dict[str, Any] = {"host": u.host, "port": u.port, "user": user, "password": password}
+    if u.tls:
+        m["tls"] = True
+    return m
 
 
 def node_config(

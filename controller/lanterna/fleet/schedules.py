@@ -14,12 +14,13 @@ from typing import Any
 
 from lamp import astro
 from lamp import schedule as fwsched
+from lanterna.errors import Malformed
 from lanterna.tzinfo import zone as make_zone
 
 DAY = 86400
 
 
-class ScheduleFileError(ValueError):
+class ScheduleFileError(Malformed, ValueError):
     pass
 
 

@@ -158,3 +158,12 @@ def verify(pub: PublicKey, data: bytes, sig: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def fleet_public_modulus(home: Path) -> str | None:
+    """The fleet's OTA public modulus (ota-public.json's "n") for the nodes' config, when
+    `ota keygen` made one beside the store; None: the nodes refuse every update."""
+    path = home / PUBLIC_NAME
+    if not path.exists():
+        return None
+    return str(load_public(path).as_json()["n"])

@@ -18,6 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
+from lanterna.broker.url import parse as parse_broker_url
 from lanterna.context import Broker
 
 MAX_CHUNK = 4096  # what a node may ask for at once (its MQTT buffer is larger)
@@ -50,10 +51,8 @@ class ChunkServer:
         prefix: str = "lanterna/v1/",
     ) -> None:
         if isinstance(broker, str):  # mqtt://HOST:PORT and the account to use
-            from lanterna.sim.district import broker_address
-
-            host, port = broker_address(broker)
-            broker = Broker(host, port, user, password)
+            u = parse_broker_url(broker)
+            broker = Broker(u.host, u.port, user, password, u.tls)
         self.broker = broker
         self.prefix = prefix.rstrip("/") + "/"
         self.bundles: dict[str, bytes] = {}

@@ -22,12 +22,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
-
+from lanterna.errors import LanternaError
 from lanterna.paths import REPO
 from lanterna.procs import die_with_parent
 
 SITES = ("greenwich", "porta-romana", "baixa")
+
+
+def _say(text: str, cyan: bool = False) -> None:
+    """A line for the person watching, on stderr (stdout carries the commands' output);
+    the commands the demo runs in cyan when stderr is a terminal."""
+    if cyan and sys.stderr.isatty():
+        text = f"\x1b[36m{text}\x1b[0m"
+    print(text, file=sys.stderr, flush=True)
 
 
 def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
@@ -53,18 +60,18 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
     state = home / "sim-state"
 
     def step(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        click.secho("$ lanterna " + " ".join(args), fg="cyan", err=True)
+        _say("$ lanterna " + " ".join(args), cyan=True)
         r = subprocess.run([lanterna, *args], env=env, text=True, capture_output=True)
         if r.stdout:
-            click.echo(r.stdout.rstrip())
+            print(r.stdout.rstrip(), flush=True)
         if r.stderr:
-            click.echo(r.stderr.rstrip(), err=True)
+            _say(r.stderr.rstrip())
         if check and r.returncode != 0:
-            raise click.ClickException(f"`lanterna {args[0]}` failed with status {r.returncode}")
+            raise LanternaError(f"`lanterna {args[0]}` failed with status {r.returncode}")
         return r
 
     def spawn(*args: str) -> None:
-        click.secho("$ lanterna " + " ".join(args) + " &", fg="cyan", err=True)
+        _say("$ lanterna " + " ".join(args) + " &", cyan=True)
         log = open(home / f"{args[0]}-{len(procs)}.log", "w")  # noqa: SIM115
         procs.append(
             subprocess.Popen(
@@ -112,7 +119,7 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
         creds = json.loads((state / "credentials.json").read_text())
         broker.add_users({node: c["password"] for node, c in creds.items()})
         broker.start()
-        click.secho(f"mosquitto on {broker.url} ({len(creds)} node accounts)", err=True)
+        _say(f"mosquitto on {broker.url} ({len(creds)} node accounts)")
         t0 = time.time()
         for args in runs:
             spawn(*args)
@@ -124,9 +131,9 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
             if n == total:
                 break
             time.sleep(0.5)  # waiting for the fleet to come online, bounded
-        click.secho(f"{n} of {total} lamp posts online", err=True)
+        _say(f"{n} of {total} lamp posts online")
         if n < total:
-            raise click.ClickException(f"only {n} of {total} nodes came online: see {home}")
+            raise LanternaError(f"only {n} of {total} nodes came online: see {home}")
         step("schedule", "push", str(examples / "schedule-night-saver.json"), "--all")
         step("dim", "20", "--site", "baixa", "--for", "2h")
         t_end = time.monotonic() + seconds
@@ -146,7 +153,7 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
             "--png",
             str(home / "energy.png"),
         )
-        click.secho(f"chart: {home / 'energy.png'}; store: {home / 'lanterna.db'}", err=True)
+        _say(f"chart: {home / 'energy.png'}; store: {home / 'lanterna.db'}")
         return 0
     finally:
         for p in procs:
@@ -161,4 +168,4 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
         broker.stop()
         for sig, h in old.items():
             signal.signal(sig, h)
-        click.secho("demo stopped: broker, sims and serve ended", err=True)
+        _say("demo stopped: broker, sims and serve ended")

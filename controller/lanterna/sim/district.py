@@ -20,25 +20,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from lanterna.broker.url import BrokerURL
+from lanterna.broker.url import parse as parse_broker_url
 from lanterna.device import firmware as fw
+from lanterna.device.provision import mqtt_config
+from lanterna.errors import LanternaError
 from lanterna.files import write_atomic
+from lanterna.fleet.registry import SITES, resolve_site  # noqa: F401 -- the sim's sites
 from lanterna.paths import ROMBOOT, board_file, tool
 from lanterna.procs import die_with_parent
-
-# The Sharing Cities lighthouse districts: (lat, lon, IANA zone).
-SITES = {
-    "greenwich": (51.4826, 0.0077, "Europe/London"),
-    "porta-romana": (45.4509, 9.2049, "Europe/Rome"),
-    "baixa": (38.7105, -9.1366, "Europe/Lisbon"),
-}
-
 
 SOFT_RESET = 3  # the exit status of a virtual node's machine.reset() (lamp.hal.sim)
 
 
-class SimError(Exception):
+class SimError(LanternaError):
     pass
 
 
@@ -48,28 +44,6 @@ class SimNode:
     dir: Path
     coap_port: int
     proc: subprocess.Popen | None = None
-
-
-def resolve_site(
-    site: str, lat: float | None, lon: float | None, tz: str | None
-) -> tuple[float, float, str]:
-    """A site's coordinates and zone: what is given, else the built-in site's."""
-    if site in SITES:
-        s_lat, s_lon, s_tz = SITES[site]
-        lat = s_lat if lat is None else lat
-        lon = s_lon if lon is None else lon
-        tz = s_tz if tz is None else tz
-    if lat is None or lon is None or tz is None:
-        known = ", ".join(sorted(SITES))
-        raise SimError(f"site {site!r} is not built in ({known}): give --lat, --lon and --tz")
-    return lat, lon, tz
-
-
-def broker_address(url: str) -> tuple[str, int]:
-    u = urlparse(url)
-    if u.scheme not in ("mqtt", "") or not u.hostname:
-        raise SimError(f"--broker: expected mqtt://HOST:PORT, got {url!r}")
-    return u.hostname, u.port or 1883
 
 
 def prepare(
@@ -90,23 +64,20 @@ def prepare(
     config; None: the nodes refuse every update."""
 
     lat, lon, tz = resolve_site(site, lat, lon, tz)
-    host, port = broker_address(broker)
+    u = parse_broker_url(broker, "--broker")
     state_dir.mkdir(parents=True, exist_ok=True)
     # Several sims (one per site) may share a state directory: one at a time here, or
     # two would each rewrite credentials.json without the other's nodes.
     with open(state_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _prepare(
-            state_dir, nodes, site, host, port, lat, lon, tz, coap_base_port, tele_s, ota_key
-        )
+        return _prepare(state_dir, nodes, site, u, lat, lon, tz, coap_base_port, tele_s, ota_key)
 
 
 def _prepare(
     state_dir: Path,
     nodes: int,
     site: str,
-    host: str,
-    port: int,
+    u: BrokerURL,
     lat: float,
     lon: float,
     tz: str,
@@ -131,7 +102,7 @@ def _prepare(
         }
         creds[node] = c
         coap = coap_base_port + i if coap_base_port else 0
-        mqtt = {"host": host, "port": port, "user": node, "password": c["password"]}
+        mqtt = mqtt_config(u, node, c["password"])
         cfg = node_config(node, site, lat, lon, posix_tz(tz), mqtt, c["key"], tele_s, coap, ota_key)
         _write_secret(d / "config.json", json.dumps(cfg, indent=1))
         _flash(d, factory)
@@ -298,3 +269,15 @@ class District:
             if not self.alive():
                 break
             done.wait(0.5)
+
+
+def share_credentials(home: Path, state_dir: Path, nodes: list[SimNode]) -> None:
+    """The district's MQTT passwords into the controller's credentials (beside the store),
+    so that `lanterna broker config` gives the virtual nodes their accounts."""
+    from lanterna.broker.credentials import Credentials
+
+    sim_creds = json.loads((state_dir / "credentials.json").read_text())
+    with Credentials(home) as creds:
+        for n in nodes:
+            if creds.get(n.node) != sim_creds[n.node]["password"]:
+                creds.put(n.node, sim_creds[n.node]["password"])

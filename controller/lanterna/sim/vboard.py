@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lanterna.device import firmware as fw
+from lanterna.errors import LanternaError
 from lanterna.paths import board_file, tool
 from lanterna.sim.vboard_chip import DRIVER_HEAP, Chip
 
@@ -36,7 +37,7 @@ PASTE_WINDOW = 4096  # raw-paste flow control: the bytes each Ctrl-A grant lets 
 _RAW_SPECIAL = re.compile(rb"[\x01-\x04]")
 
 
-class VBoardError(Exception):
+class VBoardError(LanternaError):
     pass
 
 
