@@ -158,3 +158,23 @@ def test_a_provisioned_node_joins_the_broker_broker_config_made(tmp_path, spawn)
         d = lanterna(env, "dim", "40", "--node", NODE, "--json")
         assert d.returncode == 0, d.stdout + d.stderr
         assert json.loads(d.stdout)[0]["result"]["level"] == 40
+
+
+def test_provisioning_for_a_tls_broker_gives_the_node_tls(tmp_path, spawn):
+    # `lanterna broker config --tls` makes the fleet's broker mqtts://; provisioning used to
+    # refuse that URL (exit 4, "expected mqtt://") and never told the node to use TLS.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    env.update(LANTERNA_HOME=str(home), LANTERNA_BROKER="mqtts://127.0.0.1:18883")
+    flash, url, board = virtual_board(spawn, env, tmp_path)
+    p = provision(env, url, "--no-reset")
+    assert p.returncode == 0, p.stderr
+    mqtt = json.loads((flash / "config.json").read_text())["mqtt"]
+    assert (mqtt["host"], mqtt["port"], mqtt.get("tls")) == ("127.0.0.1", 18883, True)
+    # ... and a plain broker's node config says nothing of TLS, as before.
+    env["LANTERNA_BROKER"] = "mqtt://127.0.0.1:11883"
+    p = provision(env, url, "--no-reset")
+    assert p.returncode == 0, p.stderr
+    mqtt = json.loads((flash / "config.json").read_text())["mqtt"]
+    assert (mqtt["port"], "tls" in mqtt) == (11883, False)

@@ -106,12 +106,6 @@ class SimBus:
     def node(self, i: int) -> Devices:
         return self.nodes[i]
 
-    def wait_nodes(self, n: int, timeout: float = 20.0) -> None:
-        """Until n nodes have said hello; TimeoutError after `timeout` seconds."""
-        with self._joined:
-            if not self._joined.wait_for(lambda: len(self.nodes) >= n, timeout):
-                raise TimeoutError(f"{len(self.nodes)} of {n} nodes reached the bus")
-
     def wait_time(self, dev: Devices, t: int, timeout: float = 30.0) -> None:
         """Until the node behind `dev` has reached UTC second `t` of its own clock (its
         requests carry it); TimeoutError after `timeout` real seconds."""
