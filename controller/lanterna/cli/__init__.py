@@ -45,7 +45,7 @@ class CliError(click.ClickException):
 
     def __init__(self, e: LanternaError) -> None:
         super().__init__(e.message)
-        self.exit_code = e.exit_code
+        self.exit_code = e.exit_code  # type: ignore[misc]  # click declares it on the class
 
 
 class Root(click.Group):

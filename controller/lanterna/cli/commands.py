@@ -27,7 +27,7 @@ MAX_HOLD_S = 7 * 86400  # a dim override's longest hold (docs/commands.md)
 
 def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--node/--group/--site/--all, --via, --timeout, --retries, --json."""
-    opts = [
+    opts: list[Callable[[Any], Any]] = [
         *SELECTION,
         click.option(
             "--via",

@@ -3,11 +3,9 @@ way every view narrows the fleet (--site, --group, --node)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-
-import click
 
 from lanterna.cli.output import table
 from lanterna.store import Node, Store
@@ -38,15 +36,6 @@ def _cell(v: Any, fmt: str = "") -> str:
 
 def _select(store: Store, site: str | None, group: str | None, ids: Sequence[str]) -> list[Node]:
     return store.nodes(site=site, group=group, ids=list(ids) or None)
-
-
-# Every view can narrow the fleet the same way.
-
-
-def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--node", "node_ids", multiple=True, help="This node (repeatable).")(fn)
-    fn = click.option("--group", help="Only the nodes of this group.")(fn)
-    return click.option("--site", help="Only the nodes of this site.")(fn)
 
 
 def _status_json(s: dict[str, Any]) -> dict[str, Any]:

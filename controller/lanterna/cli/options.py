@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ F = Callable[..., Any]
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
 
 
-def _apply(fn: F, options: list[Callable[[F], F]]) -> F:
+def _apply(fn: F, options: Sequence[Callable[[Any], Any]]) -> F:
     for o in reversed(options):
         fn = o(fn)
     return fn

@@ -16,12 +16,11 @@ from lanterna.cli.format import (
     _cell,
     _count,
     _select,
-    _selection,
     _status_json,
     _status_table,
     iso,
 )
-from lanterna.cli.options import json_option, pass_ctx
+from lanterna.cli.options import json_option, narrowing, pass_ctx
 from lanterna.cli.output import emit_json, table
 from lanterna.context import Ctx, store_errors
 from lanterna.store import Store
@@ -35,7 +34,7 @@ POLL_S = 0.5
 
 
 @click.command("status")
-@_selection
+@narrowing
 @click.option(
     "--online/--offline",
     default=None,
@@ -80,7 +79,7 @@ def status(
 
 
 @click.command("faults")
-@_selection
+@narrowing
 @json_option
 @pass_ctx
 @store_errors
@@ -189,7 +188,7 @@ def _tele_line(r: sqlite3.Row | None, width: int) -> str:
 
 
 @telemetry.command("tail")
-@_selection
+@narrowing
 @click.option("--follow/--no-follow", "keep_following", default=False, help="Keep printing.")
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
 @json_option

@@ -26,6 +26,7 @@ from typing import Any
 
 from lanterna.context import Broker
 from lanterna.store.db import Store
+from lanterna.wire.topics import PREFIX
 
 LEAVES = ("status", "state", "tele", "event")
 
@@ -61,7 +62,7 @@ class Ingest:
         self,
         store_path: str,
         broker: Broker,
-        prefix: str = "lanterna/v1",
+        prefix: str = PREFIX,
         batch: int = 500,
         queue_max: int = 10000,
     ) -> None:

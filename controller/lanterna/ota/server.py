@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.context import Broker
+from lanterna.wire.topics import PREFIX
 
 MAX_CHUNK = 4096  # what a node may ask for at once (its MQTT buffer is larger)
 
@@ -48,7 +49,7 @@ class ChunkServer:
         broker: Broker | str,
         user: str = "controller",
         password: str | None = None,
-        prefix: str = "lanterna/v1/",
+        prefix: str = PREFIX,
     ) -> None:
         if isinstance(broker, str):  # mqtt://HOST:PORT and the account to use
             u = parse_broker_url(broker)
