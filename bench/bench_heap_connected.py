@@ -25,60 +25,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from observer import Msg, Observer  # noqa: E402  (the tests' controller-side MQTT client)
 
 DAY_S = 86400
 COAP_CLIENT = shutil.which("coap-client-notls") or "/usr/bin/coap-client-notls"
 
 
-class Observer:
-    """The controller's side: records what the node publishes; sends signed commands."""
-
-    def __init__(self, url: str, password: str, prefix: str) -> None:
-        import paho.mqtt.client as mqtt
-
-        from lanterna.sim.district import broker_address
-
-        host, port = broker_address(url)
-        self.prefix = prefix
-        self.msgs: list[tuple[str, bytes]] = []
-        self.cv = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-controller")
-        self.c.username_pw_set("controller", password)
-        self.c.on_message = self._on
-        self.c.connect(host, port)
-        self.c.subscribe(prefix + "#", qos=1)
-        self.c.loop_start()
-
-    def _on(self, _c, _u, m) -> None:
-        with self.cv:
-            self.msgs.append((m.topic, m.payload))
-            self.cv.notify_all()
-
-    def leaf(self, leaf: str) -> list[dict]:
-        with self.cv:
-            return [json.loads(p) for t, p in self.msgs if t.endswith("/" + leaf)]
-
-    def wait(self, pred, timeout: float) -> bool:
-        with self.cv:
-            return self.cv.wait_for(lambda: pred(self), timeout)
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
+def _count(msgs: list[Msg], topic: str) -> int:
+    return sum(m.topic == topic for m in msgs)
 
 
-def _more(k: int, o: Observer) -> bool:
-    return len(o.leaf("tele")) > k
+def _more(topic: str, k: int, msgs: list[Msg]) -> bool:
+    return _count(msgs, topic) > k
 
 
 def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     """One simulated day of one connected node with `budget` bytes of heap."""
     from lanterna.broker.mosquitto import Mosquitto, free_port
     from lanterna.sim.district import District, prepare
-    from lanterna.wire import protocol
 
     broker = Mosquitto(tmp / "broker")
     state = tmp / "state"
@@ -89,7 +59,8 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     broker.add_user(n.node, creds[n.node]["password"])
     broker.start()
     key = bytes.fromhex(creds[n.node]["key"])
-    obs = Observer(broker.url, broker.users["controller"], f"lanterna/v1/greenwich/{n.node}/")
+    base = f"lanterna/v1/greenwich/{n.node}/"
+    obs = Observer(broker, [base + "#"], client_id="bench-controller")
     d = District(nodes, warp=warp, board=board)
     d.board["heap"] = budget
     # A fixed start (2026-11-25 00:00Z): the same day, the same nights, every run.
@@ -98,7 +69,7 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     errors: list[str] = []
     try:
         d.start()
-        if not obs.wait(lambda o: o.leaf("tele"), 60):
+        if not obs.until(lambda m: _count(m, base + "tele"), 60):
             errors.append("no telemetry")
         hours = 0
         deadline = time.monotonic() + 3 * DAY_S / warp + 60
@@ -109,7 +80,7 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
             if "MemoryError" in (n.dir / "node.log").read_text():
                 errors.append("MemoryError")  # failed: no need to wait for the rest
                 break
-            tele = obs.leaf("tele")
+            tele = obs.json(base + "tele")
             up = tele[-1]["uptime_s"] if tele else 0
             if up >= (hours + 1) * 3600:
                 hours += 1
@@ -118,8 +89,7 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
                     cmds.append(("config_set", {"key": "log_level", "value": "info"}))
                 for cmd, args in cmds:
                     sent += 1
-                    env = protocol.sign(key, n.node, cmd, args, sent)
-                    obs.c.publish(obs.prefix + "cmd", protocol.encode(env), qos=1)
+                    obs.command(base + "cmd", key, n.node, cmd, args, sent)
                 for path in ("state", "sensors", "evse"):
                     subprocess.run(
                         [
@@ -134,15 +104,15 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
                         timeout=10,
                     )
             else:
-                obs.wait(functools.partial(_more, len(tele)), 10)
-        obs.wait(lambda o: len(o.leaf("ack")) >= sent, 30)
+                obs.until(functools.partial(_more, base + "tele", len(tele)), 10)
+        obs.until(lambda m: _count(m, base + "ack") >= sent, 30)
     finally:
         d.stop()
         obs.stop()
         broker.stop()
     log = (n.dir / "node.log").read_text()
-    tele = obs.leaf("tele")
-    acks = obs.leaf("ack")
+    tele = obs.json(base + "tele")
+    acks = obs.json(base + "ack")
     return {
         "budget": budget,
         "hours": hours,

@@ -16,15 +16,14 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
+from observer import Observer
 
 from lanterna.broker import config as bc
 from lanterna.broker.mosquitto import BINARY, free_port
@@ -99,86 +98,32 @@ def running(out: Path, ports: list[int]) -> Iterator[None]:
             p.wait()
 
 
-class Peer:
-    """A paho client (MQTT 3.1.1, as the nodes speak) that keeps what it receives."""
-
-    def __init__(self, port: int, user: str | None, password: str | None, **tls) -> None:
-        self.msgs: list[tuple[str, bytes]] = []
-        self.cond = threading.Condition()
-        self.connack: object = None
-        self.lost = False
-        self.granted: list[int] = []
-        self._event = threading.Event()
-        self._subacked = threading.Event()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        if user is not None:
-            self.c.username_pw_set(user, password)
-        if tls:
-            self.c.tls_set(**tls)
-        self.c.on_connect = self._on_connect
-        self.c.on_disconnect = self._on_disconnect
-        self.c.on_message = self._on_message
-        self.c.on_subscribe = self._on_subscribe
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert self._event.wait(10), "no CONNACK and no disconnect"
-
-    @property
-    def ok(self) -> bool:
-        return self.connack is not None and not self.connack.is_failure  # type: ignore[attr-defined]
-
-    def _on_connect(self, _c, _u, _f, rc, _p) -> None:
-        self.connack = rc
-        self._event.set()
-
-    def _on_disconnect(self, *_a) -> None:
-        self.lost = True
-        self._event.set()
-
-    def _on_message(self, _c, _u, m) -> None:
-        with self.cond:
-            self.msgs.append((m.topic, m.payload))
-            self.cond.notify_all()
-
-    def _on_subscribe(self, _c, _u, _mid, codes, _p) -> None:
-        self.granted = [c.value for c in codes]
-        self._subacked.set()
-
-    def subscribe(self, *topics: str) -> list[int]:
-        self._subacked.clear()
-        self.c.subscribe([(t, 1) for t in topics])
-        assert self._subacked.wait(10), "no SUBACK"
-        return self.granted
-
-    def publish(self, t: str, payload: bytes | str, retain: bool = False) -> None:
-        self.c.publish(t, payload, qos=1, retain=retain).wait_for_publish(10)
-
-    def wait_for(self, t: str, timeout: float = 10) -> bytes:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(x == t for x, _ in self.msgs), timeout)
-            assert ok, f"{t} not received; got {[x for x, _ in self.msgs]}"
-            return next(p for x, p in self.msgs if x == t)
-
-    def topics(self) -> list[str]:
-        with self.cond:
-            return [t for t, _ in self.msgs]
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
+def peer(port: int, user: str | None, password: str | None, **tls) -> Observer:
+    """A paho client (MQTT 3.1.1, as the nodes speak) that keeps what it receives
+    (tests/observer.py): subscribed to nothing yet, and possibly refused (`ok`)."""
+    return Observer(
+        None,
+        (),
+        port=port,
+        user=user,
+        password=password,
+        tls=tls or None,
+        must_connect=False,
+        timeout=10,
+    )
 
 
 @contextmanager
-def peers(port: int, secrets: dict[str, str], *users: str, **tls) -> Iterator[list[Peer]]:
+def peers(port: int, secrets: dict[str, str], *users: str, **tls) -> Iterator[list[Observer]]:
     made = []
     try:
         for u in users:
-            made.append(Peer(port, u, secrets[u], **tls))
+            made.append(peer(port, u, secrets[u], **tls))
             assert made[-1].ok, f"{u}: {made[-1].connack}"
         yield made
     finally:
         for p in made:
-            p.close()
+            p.stop()
 
 
 @pytest.fixture
@@ -201,7 +146,7 @@ def test_node_cannot_publish_under_another_nodes_tree(plain):
         a.publish(topic("gw-002", "cmd"), b"a command to B")  # a node never writes cmd
         a.publish(topic("gw-001", "cmd"), b"a command to itself")
         a.publish(topic("gw-001", "tele"), b"marker")
-        assert ctl.wait_for(topic("gw-001", "tele")) == b"marker"
+        assert ctl.first(topic("gw-001", "tele")).payload == b"marker"
         assert ctl.topics() == [topic("gw-001", "tele")]
 
 
@@ -212,7 +157,7 @@ def test_node_publishes_every_leaf_of_its_own_tree(plain):
         leaves = ("status", "state", "tele", "event", "ack", "ota/req")
         for leaf in leaves:
             c.publish(topic("pr-001", leaf), leaf)
-        ctl.wait_for(topic("pr-001", "ota/req"))
+        ctl.first(topic("pr-001", "ota/req"))
         assert ctl.topics() == [topic("pr-001", leaf) for leaf in leaves]
 
 
@@ -228,9 +173,9 @@ def test_node_cannot_read_another_nodes_commands(plain):
         ctl.publish(topic("gw-002", "cmd"), big_cmd)
         ctl.publish(topic("gw-002", "ota/data"), chunk)
         ctl.publish(topic("gw-001", "cmd"), b"marker")
-        assert a.wait_for(topic("gw-001", "cmd")) == b"marker"
-        assert b.wait_for(topic("gw-002", "cmd")) == big_cmd
-        assert b.wait_for(topic("gw-002", "ota/data")) == chunk
+        assert a.first(topic("gw-001", "cmd")).payload == b"marker"
+        assert b.first(topic("gw-002", "cmd")).payload == big_cmd
+        assert b.first(topic("gw-002", "ota/data")).payload == chunk
         assert a.topics() == [topic("gw-001", "cmd")]  # not B's, not B's retained status
 
 
@@ -243,11 +188,11 @@ def test_anonymous_and_wrong_passwords_are_refused(plain):
         ("controller", pw["gw-001"]),
         ("nobody", pw["gw-001"]),
     ]:
-        p = Peer(port, user, password)
+        p = peer(port, user, password)
         try:
             assert not p.ok and str(p.connack) == "Not authorized", (user, p.connack)
         finally:
-            p.close()
+            p.stop()
 
 
 @pytest.fixture
@@ -263,11 +208,11 @@ def tls(home, tmp_path) -> Iterator[tuple[int, Path, dict[str, str]]]:
 
 def test_plain_connection_to_the_tls_listener_fails(tls):
     port, _, pw = tls
-    p = Peer(port, "gw-001", pw["gw-001"])
+    p = peer(port, "gw-001", pw["gw-001"])
     try:
         assert p.lost and p.connack is None
     finally:
-        p.close()
+        p.stop()
 
 
 def test_verified_tls_connection_works(tls):
@@ -275,7 +220,7 @@ def test_verified_tls_connection_works(tls):
     with peers(port, pw, "controller", "gw-001", ca_certs=str(ca)) as (ctl, a):
         ctl.subscribe("lanterna/#")
         a.publish(topic("gw-001", "state"), b"{}")
-        assert ctl.wait_for(topic("gw-001", "state")) == b"{}"
+        assert ctl.first(topic("gw-001", "state")).payload == b"{}"
 
 
 def test_client_that_does_not_trust_the_ca_fails(tls, tmp_path):
@@ -284,7 +229,7 @@ def test_client_that_does_not_trust_the_ca_fails(tls, tmp_path):
     other.mkdir()
     bc.ensure_ca(other, rotate=False)
     with pytest.raises(ssl.SSLCertVerificationError):
-        Peer(port, "gw-001", pw["gw-001"], ca_certs=str(other / bc.CA_CERT))
+        peer(port, "gw-001", pw["gw-001"], ca_certs=str(other / bc.CA_CERT))
 
 
 def test_rerun_keeps_secrets_and_ca_and_prints_none(home, tmp_path):

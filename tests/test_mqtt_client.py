@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from observer import Observer
 
 from lanterna.broker.mosquitto import BINARY, free_port
 from mpharness import firmware_command, run_firmware
@@ -72,59 +72,14 @@ def wait_state(
             return s
 
 
-class Observer:
-    """paho (MQTT 3.1.1) subscribed to the node's topics; messages kept in order."""
-
-    def __init__(self, port: int, client_id: str = "observer", clean: bool = True) -> None:
-        self.messages: list[tuple[str, bytes, int, bool]] = []
-        self.cond = threading.Condition()
-        self.connected = threading.Event()
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=clean,
-        )
-        self.c.username_pw_set("controller", "controller-test-secret")
-        self.c.reconnect_delay_set(1, 1)
-        self.c.on_message = self._on_message
-        self.c.on_connect = self._on_connect
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert self.connected.wait(WAIT), "observer did not connect"
-
-    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        client.subscribe(BASE + "#", qos=1)
-        self.connected.set()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self.cond:
-            self.messages.append((msg.topic, msg.payload, msg.qos, bool(msg.retain)))
-            self.cond.notify_all()
-
-    def wait(self, topic: str, payload: bytes, timeout: float = WAIT):
-        """The first message seen with this topic and payload."""
-        with self.cond:
-            ok = self.cond.wait_for(
-                lambda: any(m[:2] == (topic, payload) for m in self.messages), timeout
-            )
-            assert ok, f"{topic} {payload!r} not seen; got {self.messages}"
-            return next(m for m in self.messages if m[:2] == (topic, payload))
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        self.c.publish(topic, payload, qos=qos).wait_for_publish(WAIT)
-
-    def stop(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
 @pytest.fixture
 def observe(broker) -> Iterator:
+    """observe(client_id=..., clean=...) -> an Observer (tests/observer.py) of the node's
+    topics, logged in as the controller; every one is stopped when the test ends."""
     made: list[Observer] = []
 
     def _observe(**kwargs) -> Observer:
-        o = Observer(broker.port, **kwargs)
+        o = Observer(broker, [BASE + "#"], **kwargs)
         made.append(o)
         return o
 
@@ -140,11 +95,10 @@ def test_node_connects_with_credentials_and_announces_itself_online(broker, obse
     obs = observe()
     node = start_node(spawn, broker.port)
     wait_state(node, connected=1)
-    topic, payload, qos, retain = obs.wait(BASE + "status", b"online")
-    assert qos == 1
+    assert obs.first(BASE + "status", b"online").qos == 1
     # retained: a subscriber arriving later still learns the node is online
     late = observe(client_id="late")
-    assert late.wait(BASE + "status", b"online")[3] is True
+    assert late.first(BASE + "status", b"online").retain is True
 
 
 def test_wrong_password_is_refused_counted_and_retried(broker, spawn):
@@ -159,12 +113,11 @@ def test_wrong_password_is_refused_counted_and_retried(broker, spawn):
 def test_broker_publishes_the_will_when_the_node_dies(broker, observe, spawn):
     obs = observe()
     node = start_node(spawn, broker.port)
-    obs.wait(BASE + "status", b"online")
+    obs.first(BASE + "status", b"online")
     node.p.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker must send the Will
     node.p.wait(WAIT)
-    topic, payload, qos, retain = obs.wait(BASE + "status", b"offline")
-    assert qos == 1
-    assert observe(client_id="late").wait(BASE + "status", b"offline")[3] is True
+    assert obs.first(BASE + "status", b"offline").qos == 1
+    assert observe(client_id="late").first(BASE + "status", b"offline").retain is True
 
 
 def test_qos1_publish_is_acknowledged_and_commands_are_delivered(broker, observe, spawn):
@@ -173,23 +126,23 @@ def test_qos1_publish_is_acknowledged_and_commands_are_delivered(broker, observe
     wait_state(node, connected=1, sent=1, pending=0)  # "online" (QoS 1) got its PUBACK
     obs.publish(BASE + "cmd", b"echo:hello", qos=1)
     assert node.wait_for("MSG " + BASE + "cmd 10 echo:hello")
-    _, _, qos, retain = obs.wait(BASE + "ack", b"hello")
-    assert (qos, retain) == (1, False)
+    ack = obs.first(BASE + "ack", b"hello")
+    assert (ack.qos, ack.retain) == (1, False)
     wait_state(node, received=1, sent=2, pending=0)
 
 
 def test_clean_disconnect_leaves_no_will(broker, observe, spawn):
     obs = observe()
     node = start_node(spawn, broker.port)
-    obs.wait(BASE + "status", b"online")
+    obs.first(BASE + "status", b"online")
     obs.publish(BASE + "cmd", b"bye")
     node.wait_for("STOPPED connected=0")
     assert node.p.wait(WAIT) == 0
     # the broker saw DISCONNECT: the retained status is still "online", no Will was sent
     obs.publish(BASE + "marker", b"after")
-    obs.wait(BASE + "marker", b"after")
-    assert (BASE + "status", b"offline") not in [m[:2] for m in obs.messages]
-    assert observe(client_id="late").wait(BASE + "status", b"online")[3] is True
+    obs.first(BASE + "marker", b"after")
+    assert (BASE + "status", b"offline") not in [m[:2] for m in obs.msgs]
+    assert observe(client_id="late").first(BASE + "status", b"online").retain is True
 
 
 def test_outbox_is_delivered_in_order_after_a_broker_restart(broker, observe, spawn):
@@ -203,8 +156,8 @@ def test_outbox_is_delivered_in_order_after_a_broker_restart(broker, observe, sp
     assert state(queued) == {"dropped": 0, "pending": 5}
     broker.start()
     assert state(node.wait_for("REPORTED")) == {"dropped": 0}
-    obs.wait(BASE + "report", b"dropped=0")
-    tele = [m[1] for m in obs.messages if m[0] == BASE + "tele"]
+    obs.first(BASE + "report", b"dropped=0")
+    tele = [m[1] for m in obs.msgs if m[0] == BASE + "tele"]
     assert tele == [b"m0", b"m1", b"m2", b"m3", b"m4"]
     assert wait_state(node, connected=1, connects=2, pending=0)["failures"] >= 1
 
@@ -220,8 +173,8 @@ def test_outage_longer_than_the_outbox_keeps_the_newest_and_counts_the_dropped(
     broker.start()
     # on reconnect the node publishes "online" first thing: one more of the oldest goes
     assert state(node.wait_for("REPORTED")) == {"dropped": 13}
-    obs.wait(BASE + "report", b"dropped=13")
-    tele = [m[1] for m in obs.messages if m[0] == BASE + "tele"]
+    obs.first(BASE + "report", b"dropped=13")
+    tele = [m[1] for m in obs.msgs if m[0] == BASE + "tele"]
     assert tele == [b"m%d" % i for i in range(13, 20)]
 
 
@@ -681,11 +634,11 @@ def tls_broker(tmp_path, spawn):
 
 def test_node_connects_over_tls_and_verifies_the_broker(tls_broker, spawn):
     tls_port, plain_port, ca = tls_broker
-    obs = Observer(plain_port)
+    obs = Observer(None, [BASE + "#"], port=plain_port, password="controller-test-secret")
     try:
         node = start_node(spawn, tls_port, tls_ca=str(ca))
         wait_state(node, connected=1, pending=0)
-        obs.wait(BASE + "status", b"online")
+        obs.first(BASE + "status", b"online")
     finally:
         obs.stop()
 

@@ -9,10 +9,9 @@ import json
 import random
 import socket
 import subprocess
-import threading
 
-import paho.mqtt.client as mqtt
 import pytest
+from observer import Msg, Observer
 
 from coapclient import COAP_CLIENT, aiocoap_run
 from lanterna.broker.mosquitto import free_port
@@ -38,39 +37,6 @@ def big_schedule(sid: str) -> dict:
     }
 
 
-class Watch:
-    def __init__(self, broker) -> None:
-        self.msgs: list[tuple[str, bytes]] = []
-        self.cond = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.username_pw_set("controller", broker.users["controller"])
-        self.c.on_message = self._on
-        # (re)subscribe on every connect: paho reconnects by itself after a broker restart
-        self.c.on_connect = lambda c, *_: c.subscribe(TOPIC + "#", qos=1)
-        self.c.reconnect_delay_set(0.1, 0.5)
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.loop_start()
-
-    def _on(self, _c, _u, m) -> None:
-        with self.cond:
-            self.msgs.append((m.topic, m.payload))
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float = 30.0, what: str = ""):
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self.msgs), timeout):
-                raise AssertionError(f"not seen in {timeout}s: {what}")
-            return list(self.msgs)
-
-    def leaf(self, leaf: str) -> list[dict]:
-        with self.cond:
-            return [json.loads(p) for t, p in self.msgs if t == TOPIC + leaf]
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
 @pytest.fixture
 def outbox_count():
     return 64
@@ -88,11 +54,11 @@ def node(mosquitto, tmp_path, outbox_count):
     cfg_path.write_text(json.dumps(cfg))
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
     mosquitto.add_user(NODE, creds[NODE]["password"])
-    watch = Watch(mosquitto)
+    watch = Observer(mosquitto, [TOPIC + "#"])
     d = District(nodes, warp=6, board="sim-s3")
     d.start()
     try:
-        watch.wait(lambda m: (TOPIC + "status", b"online") in m, what="online")
+        watch.first(TOPIC + "status", b"online")
         yield nodes[0].coap_port, bytes.fromhex(creds[NODE]["key"]), watch, d, mosquitto
     finally:
         d.stop()
@@ -150,12 +116,12 @@ def test_coap_reads_and_block_wise_signed_schedules_from_both_clients(node, tmp_
     assert again.code.dotted == "4.01" and json.loads(again.payload)["error"] == "replay"
     (state,) = aiocoap_run(port, (GET, "/state", b""))
     assert json.loads(state.payload)["state"]["schedule"] == "b"
-    acks = watch.wait(lambda m: sum(t == TOPIC + "ack" for t, _ in m) >= 3, what="3 acks")
+    acks = watch.wait(lambda m: sum(t == TOPIC + "ack" for t, _, _ in m) >= 3, what="3 acks")
     assert acks
 
 
 def _heap_free(watch, after: int) -> list[int]:
-    return [t["heap_free"] for t in watch.leaf("tele")[after:]]
+    return [t["heap_free"] for t in watch.json(TOPIC + "tele")[after:]]
 
 
 def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
@@ -165,7 +131,8 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     good = protocol.encode(protocol.sign(key, NODE, "dim", {"level": 60}, 1))
     watch.c.publish(TOPIC + "cmd", good, qos=1)
     watch.wait(
-        lambda m: any(t == TOPIC + "state" and b'"level": 60' in p for t, p in m), what="level 60"
+        lambda m: any(t == TOPIC + "state" and b'"level": 60' in p for t, p, _ in m),
+        what="level 60",
     )
     rng = random.Random(7)
     get_state = bytes.fromhex("40010001") + b"\xb5state"  # CON GET /state
@@ -198,14 +165,14 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
         marker = protocol.sign(key, NODE, "config_set", {"key": "tele_s", "value": 10}, ctr)
         watch.c.publish(TOPIC + "cmd", protocol.encode(marker), qos=1)
         watch.wait(
-            lambda m: any(t == TOPIC + "ack" and marker["id"].encode() in p for t, p in m),
+            lambda m: any(t == TOPIC + "ack" and marker["id"].encode() in p for t, p, _ in m),
             timeout=120,
             what="the node still answering after the flood",
         )
 
     def settled_heap() -> int:
-        n = len(watch.leaf("tele"))
-        watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _ in m) >= n + 3, what="tele")
+        n = len(watch.json(TOPIC + "tele"))
+        watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _, _ in m) >= n + 3, what="tele")
         return min(_heap_free(watch, n))
 
     flood(300, 2)  # warm-up: bounded caches (CoAP deduplication, outbox) fill once
@@ -218,33 +185,15 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     # 20,000 messages: a leak of even a fifth of a byte each would show as 4 KB; what
     # varies by a KB or so is what the bounded caches and the outbox hold at the sample.
     assert after >= before - 4096, (before, after)
-    assert watch.leaf("state")[-1]["level"] == 60  # no state change since the dim
+    assert watch.json(TOPIC + "state")[-1]["level"] == 60  # no state change since the dim
 
 
-class Keeper(Watch):
+def keeper_of(broker) -> Observer:
     """A persistent session (clean_session=False) on the node's topics: the broker keeps
-    its subscription and queues its QoS 1 messages across a restart. Watch (a clean
-    session) resubscribes only once paho has reconnected: the node may be back first and
-    flush its outbox to nobody."""
-
-    def __init__(self, broker) -> None:
-        self.msgs: list[tuple[str, bytes]] = []
-        self.cond = threading.Condition()
-        subscribed = threading.Event()
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id="outage-keeper",
-            protocol=mqtt.MQTTv311,
-            clean_session=False,
-        )
-        self.c.username_pw_set("controller", broker.users["controller"])
-        self.c.on_message = self._on
-        self.c.on_connect = lambda c, *_: c.subscribe(TOPIC + "#", qos=1)
-        self.c.on_subscribe = lambda *_: subscribed.set()
-        self.c.reconnect_delay_set(0.1, 0.5)
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.loop_start()
-        assert subscribed.wait(30), "keeper did not subscribe"
+    its subscription and queues its QoS 1 messages across a restart. The fixture's
+    watcher (a clean session) resubscribes only once paho has reconnected: the node may be
+    back first and flush its outbox to nobody."""
+    return Observer(broker, [TOPIC + "#"], client_id="outage-keeper", clean=False)
 
 
 def _iso_s(ts: str) -> int:
@@ -254,11 +203,11 @@ def _iso_s(ts: str) -> int:
     return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _reconnected(msgs: list[tuple[str, bytes]], start: int) -> int | None:
+def _reconnected(msgs: list[Msg], start: int) -> int | None:
     # The index of on_connect's state after a reconnect: it directly follows "online"
     # (the retained copies a new subscriber gets come first, before `start`).
     for i in range(start, len(msgs) - 1):
-        if msgs[i] == (TOPIC + "status", b"online") and msgs[i + 1][0] == TOPIC + "state":
+        if msgs[i][:2] == (TOPIC + "status", b"online") and msgs[i + 1][0] == TOPIC + "state":
             return i + 1
     return None
 
@@ -266,8 +215,8 @@ def _reconnected(msgs: list[tuple[str, bytes]], start: int) -> int | None:
 @pytest.mark.parametrize("outbox_count", [8])
 def test_a_broker_outage_is_bridged_by_the_outbox_and_what_did_not_fit_is_counted(node):
     _, _, watch, district, broker = node
-    watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _ in m) >= 2, what="telemetry")
-    keeper = Keeper(broker)
+    watch.wait(lambda m: sum(t == TOPIC + "tele" for t, _, _ in m) >= 2, what="telemetry")
+    keeper = keeper_of(broker)
     try:
         dev = district.bus.node(0)
         start = len(keeper.msgs)
@@ -279,7 +228,7 @@ def test_a_broker_outage_is_bridged_by_the_outbox_and_what_did_not_fit_is_counte
 
         def back(m) -> bool:
             i = _reconnected(m, start)
-            return i is not None and sum(t == TOPIC + "tele" for t, _ in m[i:]) >= 3
+            return i is not None and sum(t == TOPIC + "tele" for t, _, _ in m[i:]) >= 3
 
         # The node reconnects after its backoff, which may be well after the broker is
         # back: what it published meanwhile sat in the outbox too.
@@ -290,7 +239,7 @@ def test_a_broker_outage_is_bridged_by_the_outbox_and_what_did_not_fit_is_counte
     assert i is not None
     up_at = _iso_s(json.loads(msgs[i][1])["ts"])  # when on_connect ran
     tele = {}  # ts -> payload, from both observers: the watcher saw before the outage
-    for t, p in watch.msgs + msgs:
+    for t, p, _ in watch.msgs + msgs:
         if t == TOPIC + "tele":
             d = json.loads(p)
             tele[_iso_s(d["ts"])] = d

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from observer import Observer
 
 from lanterna.device import firmware as fw
 from lanterna.ota import bundle as ota_bundle
@@ -22,7 +21,6 @@ from lanterna.ota import keys as ota_keys
 from lanterna.ota.server import ChunkServer
 from lanterna.paths import ROMBOOT, board_file, tool
 from lanterna.sim.district import prepare
-from lanterna.wire import protocol
 
 ROMBOOT = str(ROMBOOT)
 NODE = "greenwich-001"
@@ -76,64 +74,33 @@ def bundles(tmp_path_factory) -> dict:
     }
 
 
-class Controller:
-    """The controller's side in a few lines: signs commands with the node's key, keeps
-    its counter, and collects what the node publishes."""
+class Controller(Observer):
+    """The controller's side in a few lines: the node's topics (not ota/: the chunks),
+    commands signed with the node's key and its counter, the OTA events."""
 
     def __init__(self, broker, key: bytes) -> None:
+        super().__init__(broker, [BASE + "+"])
         self.key = key
         self.ctr = 0
-        self.msgs: list[tuple[str, bytes]] = []
-        self.cond = threading.Condition()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.username_pw_set("controller", broker.users["controller"])
-        self.c.on_message = self._on
-        self.c.on_connect = lambda c, *_: c.subscribe(BASE + "#", qos=1)
-        self.c.connect("127.0.0.1", broker.port)
-        self.c.loop_start()
-
-    def _on(self, _c, _u, m) -> None:
-        with self.cond:
-            self.msgs.append((m.topic, m.payload))
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float = 30.0, what: str = ""):
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self.msgs), timeout):
-                leaves = [(t[len(BASE) :], p[:200]) for t, p in self.msgs if "ota/" not in t]
-                raise AssertionError(f"not seen in {timeout}s: {what}; got {leaves}")
 
     def leaf(self, leaf: str) -> list[dict]:
-        with self.cond:
-            return [json.loads(p) for t, p in self.msgs if t == BASE + leaf]
+        return self.json(BASE + leaf)
 
     def online(self, since: int = 0) -> None:
         # the retained status of an earlier life is no proof: count fresh ones
-        self.wait(lambda m: m[since:].count((BASE + "status", b"online")) > 0, what="online")
-
-    def mark(self) -> int:
-        with self.cond:
-            return len(self.msgs)
+        self.first(BASE + "status", b"online", since)
 
     def offer(self, args: dict) -> dict:
         self.ctr += 1
-        env = protocol.sign(self.key, NODE, "ota", args, self.ctr)
-        self.c.publish(BASE + "cmd", protocol.encode(env), qos=1)
-        self.wait(lambda _m: any(a["id"] == env["id"] for a in self.leaf("ack")), what="ack")
-        return next(a for a in self.leaf("ack") if a["id"] == env["id"])
+        env = self.command(BASE + "cmd", self.key, NODE, "ota", args, self.ctr)
+        return self.ack(BASE + "ack", env["id"])
 
     def ota_events(self, since: int = 0) -> list[dict]:
-        with self.cond:
-            evs = [json.loads(p) for t, p in self.msgs[since:] if t == BASE + "event"]
-        return [e for e in evs if e["event"] == "ota"]
+        return [e for e in self.json(BASE + "event", since) if e["event"] == "ota"]
 
     def wait_ota(self, pred, since: int = 0, timeout: float = 30.0, what: str = "") -> dict:
         self.wait(lambda _m: any(pred(e) for e in self.ota_events(since)), timeout, what)
         return next(e for e in self.ota_events(since) if pred(e))
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
 
 
 @pytest.fixture
