@@ -99,10 +99,14 @@ class Observer:
         else:
             self.c.connect("127.0.0.1", port)
         self.c.loop_start()
+        failed = None
         if not self._ready.wait(timeout):
-            raise AssertionError(f"no CONNACK and no disconnect in {timeout} s")
-        if must_connect and not (self.ok and (self.granted or not self.subscriptions)):
-            raise AssertionError(f"not connected and subscribed: {self.connack}, lost={self.lost}")
+            failed = f"no CONNACK and no disconnect in {timeout} s"
+        elif must_connect and not (self.ok and (self.granted or not self.subscriptions)):
+            failed = f"not connected and subscribed: {self.connack}, lost={self.lost}"
+        if failed:
+            self.stop()  # no client left retrying behind the test's back
+            raise AssertionError(failed)
 
     @property
     def ok(self) -> bool:
