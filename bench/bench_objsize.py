@@ -73,13 +73,13 @@ MODULES = [
     "lamp.evse",
     "lamp.telemetry",
     "lamp.numbers",
-    "lamp.net",
-    "lamp.mqtt_packet",
-    "lamp.mqtt",
-    "lamp.coap_msg",
-    "lamp.coap",
-    "lamp.commands",
-    "lamp.control",
+    "lamp.net.link",
+    "lamp.net.mqtt_packet",
+    "lamp.net.mqtt",
+    "lamp.net.coap_msg",
+    "lamp.net.coap",
+    "lamp.cmd.handler",
+    "lamp.cmd.control",
 ]
 
 RUNNER = r"""

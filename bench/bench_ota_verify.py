@@ -1,9 +1,9 @@
 """OTA manifest signature check on the node: RSA-3072 PKCS#1 v1.5 against Ed25519 (and PSS).
 
-The measurement that picked lamp.sig's algorithm (issue 7, docs/ota.md "Signature
+The measurement that picked lamp.ota.sig's algorithm (issue 7, docs/ota.md "Signature
 algorithm"). CPython makes the keys and signatures with `cryptography` over a realistic
 manifest; MicroPython (the unix port, under the 110K budget) verifies each with a
-pure-Python verifier compiled by mpy-cross, as it ships: lamp.sig for RSA-3072 PKCS#1 v1.5
+pure-Python verifier compiled by mpy-cross, as it ships: lamp.ota.sig for RSA-3072 PKCS#1 v1.5
 (SHA-256, e = 65537), bench/ed25519_mp.py for Ed25519 (RFC 8032 sec. 5.1.7, with a
 pure-Python SHA-512: MicroPython's hashlib has none), bench/pss_mp.py for RSA-PSS.
 Per algorithm: verify time (median of --runs, ms), the heap one verify allocates (garbage
@@ -39,7 +39,7 @@ sys.path[:0] = [str(REPO / "firmware"), str(REPO / "controller"), str(BENCH)]
 import ed25519_mp  # noqa: E402
 import pss_mp  # noqa: E402
 
-from lamp import sig  # noqa: E402
+from lamp.ota import sig  # noqa: E402
 from lanterna.device.firmware import mpy_cross  # noqa: E402
 
 MP = str(Path(sys.executable).with_name("micropython"))
@@ -49,7 +49,7 @@ ESP32_FACTOR = (50, 100)  # DESIGN.md: pow() on an ESP32 vs this unix port
 
 # name -> (module as imported on the node, .py it is compiled from, its verify call)
 ALGORITHMS = {
-    "rsa3072_pkcs1v15": ("lamp.sig", REPO / "firmware/lamp/sig.py", "m.verify(n, s, d)"),
+    "rsa3072_pkcs1v15": ("lamp.ota.sig", REPO / "firmware/lamp/ota/sig.py", "m.verify(n, s, d)"),
     "ed25519": ("ed25519_mp", BENCH / "ed25519_mp.py", "m.verify(pub, d, s)"),
     "rsa3072_pss": ("pss_mp", BENCH / "pss_mp.py", "m.verify(n, s, d)"),
 }

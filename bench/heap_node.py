@@ -14,7 +14,7 @@ from asyncio import wait_for_ms  # noqa: E402, F401 -- as main.py preloads
 
 import lamp.app  # noqa: E402, F401
 import lamp.hal.sim  # noqa: E402, F401
-import lamp.ntp  # noqa: E402, F401
+import lamp.net.ntp  # noqa: E402, F401
 import lamp.schedule  # noqa: E402, F401
 from lamp import clock, start, unload  # noqa: E402
 

@@ -1,6 +1,6 @@
 # RSASSA-PSS verification with SHA-256 and MGF1-SHA-256 (RFC 8017 sec. 8.1.2, EMSA-PSS-
 # VERIFY of sec. 9.1.2), e = 65537, for bench/bench_ota_verify.py only: what PSS would add
-# to the node's PKCS#1 v1.5 check (lamp.sig). Not firmware. Runs in MicroPython and CPython.
+# to the node's PKCS#1 v1.5 check (lamp.ota.sig). Not firmware. Runs in MicroPython and CPython.
 import hashlib
 
 _E = 65537

@@ -1,4 +1,4 @@
-"""lamp.coap in MicroPython against real CoAP peers: aiocoap, libcoap's coap-client, and
+"""lamp.net.coap in MicroPython against real CoAP peers: aiocoap, libcoap's coap-client, and
 raw UDP datagrams (duplicates, a fuzz run).
 
 The server is tests/firmware/check_coap.py's serve() in its own MicroPython process

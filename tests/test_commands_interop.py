@@ -3,7 +3,7 @@
 CPython signs random commands with ``lanterna.wire.protocol`` (json.dumps + hmac) and mixes in
 replayed, reordered, forged, mutated, misaddressed and malformed ones, each with the ack
 code, the cleaned arguments and the counter a correct node must end up with; the node's
-``lamp.commands`` (a hand-written serialiser + RFC 2104 over hashlib) answers each, in
+``lamp.cmd`` (a hand-written serialiser + RFC 2104 over hashlib) answers each, in
 order, under the pole's heap budget (tests/firmware/check_commands.py). The controller's
 ack parser then reads every ack the node wrote.
 """
@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 import mpharness
-from lamp import commands as fwcmd
 from lamp import numbers
+from lamp.cmd import args as fwargs
+from lamp.cmd import canon as fwcanon
+from lamp.cmd import handler as fwcmd
 from lanterna.wire import protocol
 
 CHECK = Path(__file__).parent / "firmware" / "check_commands.py"
@@ -301,26 +303,30 @@ def test_controller_reads_every_ack_the_node_wrote(checked):
             assert not re.search(r"[0-9a-f]{64}", ack.detail), ack
 
 
-def test_both_sides_use_lamp_numbers():
+def test_both_sides_name_the_same_commands_errors_and_limits():
     env = protocol.sign(protocol.new_key(), NODE, numbers.IDENTIFY, {}, 1)
     assert env["v"] == numbers.SCHEMA
-    assert protocol.COMMANDS is numbers.COMMANDS and protocol.ERRORS is numbers.ERRORS
-    for name in ("MAX_BYTES", "MAX_DEPTH", "MAX_ID", "MAX_CTR"):
+    # The controller's names are its own (lanterna.wire.numbers): equal, not the same object.
+    assert protocol.COMMANDS == numbers.COMMANDS and protocol.ERRORS == numbers.ERRORS
+    assert protocol.COMMANDS is not numbers.COMMANDS
+    for name in ("MAX_BYTES", "MAX_ID", "MAX_CTR"):
         assert getattr(protocol, name) == getattr(fwcmd, name), name
-    # The node's module names nothing of the contract itself: it imports lamp.numbers.
-    src = Path(fwcmd.__file__).read_text()
-    for name in numbers.COMMANDS + numbers.ERRORS:
-        if name != numbers.SCHEDULE:  # also the name of that command's one argument
-            assert f'"{name}"' not in src, name
+    assert protocol.MAX_DEPTH == fwcanon.MAX_DEPTH
+    # The node's modules name nothing of the contract themselves: they import lamp.numbers.
+    for mod in (fwcmd, fwargs):
+        src = Path(mod.__file__).read_text()
+        for name in numbers.COMMANDS + numbers.ERRORS:
+            if name != numbers.SCHEDULE:  # also the name of that command's one argument
+                assert f'"{name}"' not in src, (mod.__name__, name)
 
 
 def test_canonical_is_the_same_bytes_on_both_serialisers():
     rng = random.Random(2104)
     for _ in range(2000):
         v = rand_value(rng)
-        assert protocol.canonical(v) == fwcmd.canonical(v), v
+        assert protocol.canonical(v) == fwcanon.canonical(v), v
     env = protocol.sign(b"k" * 32, NODE, "schedule", {"schedule": rand_schedule(rng)}, 9)
-    assert protocol.encode(env) == fwcmd.canonical(env)
+    assert protocol.encode(env) == fwcanon.canonical(env)
 
 
 def test_mac_is_rfc2104_hmac_sha256_over_the_canonical_envelope():
@@ -331,7 +337,7 @@ def test_mac_is_rfc2104_hmac_sha256_over_the_canonical_envelope():
         b'{"args":{"fade_s":10,"level":30},"cmd":"dim","ctr":42,"id":"c-42",'
         b'"node":"lis-baixa-017","v":1}'
     )
-    assert env["mac"] == fwcmd.hmac_sha256(key, body).hex() == protocol.mac(key, env)
+    assert env["mac"] == fwcanon.hmac_sha256(key, body).hex() == protocol.mac(key, env)
     assert re.fullmatch(r"[0-9a-f]{64}", env["mac"])
 
 

@@ -1,4 +1,4 @@
-"""lamp.ntp in MicroPython against a real SNTP responder on 127.0.0.1 (run in CPython).
+"""lamp.net.ntp in MicroPython against a real SNTP responder on 127.0.0.1 (run in CPython).
 
 The responder answers from a table of behaviours (good, garbage, short, wrong mode, ...);
 the MicroPython side is tests/firmware/test_ntp.py's sntp_* functions.

@@ -1,4 +1,4 @@
-"""The node installs signed bundles (lamp.ota, issue 7): refusals, the switch, power cuts.
+"""The node installs signed bundles (lamp.ota.install, issue 7): refusals, the switch, power cuts.
 
 CPython builds real bundles with `lanterna.ota.bundle` and a throwaway fleet key
 (`lanterna.ota.keys.keygen`); tests/firmware/check_ota.py installs them inside MicroPython

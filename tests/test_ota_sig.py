@@ -1,4 +1,4 @@
-"""OTA manifest signatures made by `cryptography`, checked by the node's lamp.sig in MicroPython.
+"""OTA manifest signatures made by `cryptography`, checked in MicroPython by lamp.ota.sig.
 
 CPython makes RSA-3072 keys and signs messages (empty to 100 KB) with RSASSA-PKCS1-v1_5 /
 SHA-256, then spoils them every way a verifier has been fooled before: flipped bits, another
@@ -6,8 +6,8 @@ key, PSS, the SHA-1 DigestInfo, signatures >= n (among them s + n, which opens t
 same message), wrong lengths and types, and encoded messages that a loose parser would
 accept (short padding with trailing garbage, a BER long-form length, DigestInfo without its
 NULL, block type 2), each signed with the real private key so only the encoding is wrong.
-tests/firmware/check_sig.py streams every message through hashlib and lamp.sig.verify under
-the pole's heap budget; CPython's lamp.sig must give the same answers (the controller's
+tests/firmware/check_sig.py streams every message through hashlib and lamp.ota.sig.verify under
+the pole's heap budget; CPython's lamp.ota.sig must give the same answers (the controller's
 `ota inspect` may use it). A 2048-bit key where the 3072-bit one belongs is a ValueError
 naming the key.
 """
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import mpharness
-from lamp import sig
+from lamp.ota import sig
 
 CHECK = Path(__file__).parent / "firmware" / "check_sig.py"
 K = sig.KEY_BYTES
@@ -282,7 +282,7 @@ def test_vectors_cover_the_cases_the_node_must_tell_apart(vectors):
 
 def test_cryptography_agrees_with_the_vectors_wants(vectors, keys):
     # The oracle's own verdict on every well-formed vector under the fleet key: the wants
-    # above are RFC 8017's, not only lamp.sig's.
+    # above are RFC 8017's, not only lamp.ota.sig's.
     _, lines = vectors
     pub = keys["fleet"].public_key()
     for line in lines:

@@ -10,13 +10,23 @@ import jsonschema
 import pytest
 
 import mpharness
+from lamp.cmd import args as fwargs
 from lanterna.sim.simbus import SimBus
 from lanterna.wire import protocol
 
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
 CHECK = Path(__file__).with_name("firmware") / "check_payloads.py"
 KEY = bytes(range(32))
-LEAVES = ("state", "tele", "event", "ack", "cmd")
+LEAVES = ("state", "tele", "event", "ack", "cmd", "ota_req")
+# One valid command of every kind (docs/commands.md).
+EXAMPLES = {
+    "dim": {"level": 40, "fade_s": 2, "until_s": 3600},
+    "schedule": {"schedule": {"v": 1, "id": "winter", "profiles": {}, "calendar": []}},
+    "config_set": {"key": "tele_s", "value": 120},
+    "reboot": {"delay_s": 0},
+    "identify": {"seconds": 5},
+    "ota": {"version": "1.2.3", "bundle": "0" * 64, "size": 90000, "chunk": 1024},
+}
 
 
 def schema(leaf: str) -> dict:
@@ -100,3 +110,12 @@ def test_signed_commands_validate_against_the_cmd_schema(published):
     _, cmds = published
     for c in cmds:
         jsonschema.validate(c, schema("cmd"))
+
+
+def test_every_command_kind_is_signed_and_validated():
+    assert set(EXAMPLES) == set(protocol.COMMANDS)
+    for n, (cmd, args) in enumerate(EXAMPLES.items(), 1):
+        env = protocol.sign(KEY, "gw-001", cmd, args, n)
+        jsonschema.validate(env, schema("cmd"))
+        assert json.loads(protocol.encode(env)) == env
+        fwargs.clean(cmd, args, ("tele_s",))  # and the node's argument table takes them

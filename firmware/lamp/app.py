@@ -5,10 +5,9 @@
 import asyncio
 import gc
 import json
-import os
 import sys
 
-from lamp import clock, log, unload
+from lamp import clock, log, unload, write_json_atomic
 from lamp.arbiter import Arbiter
 from lamp.dimmer import Dimmer
 from lamp.dimmer import config as dimmer_config
@@ -79,7 +78,7 @@ class Node:
         self._night = None
         self.evaluations = 0
         self.beat = clock.mono_ms()  # the lighting loop's heartbeat (the watchdog reads it)
-        self.net = None  # lamp.net.Net once connect() ran
+        self.net = None  # lamp.net.link.Net once connect() ran
         self.failures = 0  # background task failures since boot (_guard)
         self._saved = None
 
@@ -104,11 +103,8 @@ class Node:
         st = {"level": self.dimmer.level, "override": self.arbiter.override}
         if st == self._saved:
             return
-        path = self.root + LAMP_FILE
         try:
-            with open(path + ".tmp", "w") as f:
-                json.dump(st, f)
-            os.rename(path + ".tmp", path)
+            write_json_atomic(self.root + LAMP_FILE, st)
             self._saved = st
         except OSError as e:
             log.error("lamp", "cannot save the lamp state: %s", e)
@@ -119,7 +115,7 @@ class Node:
         cfg = self.cfg
         if cfg["mqtt"] is None and not cfg["coap_port"]:
             return
-        from lamp.net import Net
+        from lamp.net.link import Net
 
         self.net = Net(self, cfg, config_path)
 
@@ -199,6 +195,7 @@ class Node:
             return
         try:
             from lamp import VERSION
+            from lamp import numbers as N
 
             # Queued in the outbox: it leaves when the broker is first reached. With it,
             # what boot.py last decided about the slots (a rollback says why here).
@@ -206,7 +203,7 @@ class Node:
             ota = _ota_state(self.root)
             if ota is not None:
                 boot["ota"] = ota
-            self._told("boot", boot)
+            self._told(N.EV_BOOT, boot)
             net.start(self._guard)
             if ota is not None and ota.get("trial") is True:
                 asyncio.create_task(self._trial(VERSION))
@@ -219,6 +216,8 @@ class Node:
         # ota_health_s without a break; not healthy within ota_trial_s, the previous
         # slot runs again at once. Real seconds, as the watchdog's: a warped sim must not
         # confirm in a blink.
+        from lamp import numbers as N  # loaded with the network already
+
         need = self.cfg["ota_health_s"]
         held = 0
         failures = self.failures
@@ -230,17 +229,19 @@ class Node:
             held = held + 1 if ok else 0
             failures = self.failures
             if held >= need:
-                from lamp import slots
+                from lamp.ota import slots
 
                 slots.confirm(self.root)
-                unload("slots")
-                self._told("ota", {"state": 0, "result": 1, "version": version})
+                unload("ota")
+                self._told(N.EV_OTA, {"state": N.IDLE, "result": N.R_SUCCESS, "version": version})
                 return
-        from lamp import slots
+        from lamp.ota import slots
 
         why = "not healthy for %d s within %d s of its first boot" % (need, self.cfg["ota_trial_s"])
         slots.fail(self.root, why)
-        self._told("ota", {"state": 0, "result": 8, "version": version, "detail": why})
+        self._told(
+            N.EV_OTA, {"state": N.IDLE, "result": N.R_FAILED, "version": version, "detail": why}
+        )
         log.error("ota", "%s %s; back to the previous slot", version, why)
         await asyncio.sleep_ms(2000)  # the event's chance to leave; the lamp is lit
         self.hal.reset()
@@ -270,11 +271,7 @@ class Node:
         from lamp import schedule
 
         sched = schedule.parse(obj)
-        path = path or self.root + SCHEDULE_FILE
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(obj, f)
-        os.rename(tmp, path)
+        write_json_atomic(path or self.root + SCHEDULE_FILE, obj)
         self.arbiter.set_plan(schedule.Plan(sched, self.zone, self.cfg["lat"], self.cfg["lon"]))
         log.info("schedule", "in force: %s", sched.id)
         return sched
@@ -336,7 +333,7 @@ class Node:
 
         retry = 30
         while True:
-            from lamp import ntp
+            from lamp.net import ntp
 
             try:
                 await ntp.sync(servers)
@@ -345,7 +342,7 @@ class Node:
                 log.warn("clock", "ntp: %s", e)
                 pause, retry = retry, min(retry * 2, 3600)
             del ntp
-            unload("ntp")
+            unload("net.ntp")
             await clock.sleep_ms(pause * 1000)
 
     async def _guard(self, name, fn, *args):

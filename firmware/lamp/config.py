@@ -23,7 +23,7 @@ SPEC = {
     "sensors": (None, dict),  # lamp.sensors.manager.SPEC
     "evse": (None, dict),  # lamp.evse.SPEC
     "tele_s": (60, 10, 86400),  # telemetry period: sensor windows, energy, EV
-    "mqtt": (None, dict),  # lamp.net.SPEC; absent: the node runs offline
+    "mqtt": (None, dict),  # lamp.net.link.SPEC; absent: the node runs offline
     "coap_port": (0, 0, 65535),  # the CoAP server's UDP port; 0: no server
     # The per-node command key, 64 hex digits (HMAC-SHA256, docs/commands.md); absent:
     # every command is refused. Set by provisioning; never logged.

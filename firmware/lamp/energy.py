@@ -3,9 +3,8 @@
 # writes so they survive reboots. Names follow TALQ 2.7.1 LampMonitorFunction
 # (operatingHours, activeEnergy, activePower, switchOnCounter). docs/energy.md.
 import json
-import os
 
-from lamp import clock, log
+from lamp import clock, log, write_json_atomic
 
 try:
     from micropython import const
@@ -146,25 +145,18 @@ class Energy:
             self._pw_t = now
 
     def save(self):
-        # Temp file then rename: a power cut mid-write leaves the previous file whole
-        # (littlefs renames atomically; FAT cannot rename over a file, so remove first).
+        # Replaced whole (lamp.write_json_atomic): a power cut mid-write leaves the
+        # previous file. Formatted by hand: no dict to build for four numbers.
         self.update()
         vals = (self.burn_s, self.mwh, self.switch_on)
         self._saved_t = self._t
         if vals == self._saved:
             return
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write(
-                    '{"v": %d, "burn_s": %d, "mwh": %d, "switch_on": %d}'
-                    % ((_FILE_VERSION,) + vals)
-                )
-            try:
-                os.rename(tmp, self.path)
-            except OSError:
-                os.remove(self.path)
-                os.rename(tmp, self.path)
+            write_json_atomic(
+                self.path,
+                '{"v": %d, "burn_s": %d, "mwh": %d, "switch_on": %d}' % ((_FILE_VERSION,) + vals),
+            )
         except OSError as e:
             log.error(_TAG, "cannot save %s: %s", self.path, e)
             return

@@ -1,5 +1,5 @@
 # Runs in MicroPython, started by tests/test_coap_server.py (not collected: no test_
-# prefix): a lamp.coap server with test resources on 127.0.0.1:$COAP_PORT, until killed.
+# prefix): a lamp.net.coap server with test resources on 127.0.0.1:$COAP_PORT, until killed.
 # /state   GET  small JSON
 # /big     GET  3000 bytes (block-wise), a pattern the test recomputes
 # /upload  PUT  stores nothing; answers "<sha256 hex> <length>" of the body it got
@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from lamp import coap
+from lamp.net import coap
 
 BIG_LEN = 3000
 RESOURCES = (

@@ -9,7 +9,7 @@ import os
 import random
 from binascii import unhexlify
 
-from lamp.commands import Commands
+from lamp.cmd.handler import Commands
 
 
 def check_vectors():

@@ -13,7 +13,7 @@ def _env(name, default):
 
 
 def _client(on_message=None, on_connect=None):
-    from lamp.mqtt import MQTTClient
+    from lamp.net.mqtt import MQTTClient
 
     node = os.getenv("MQTT_ID") or "n1"
     base = "lt/test/%s/" % node
@@ -137,7 +137,7 @@ async def _heap():
     asyncio.Event, asyncio.Lock  # noqa: B018
     gc.collect()
     a = gc.mem_alloc()
-    from lamp import mqtt
+    from lamp.net import mqtt
 
     gc.collect()
     b = gc.mem_alloc()

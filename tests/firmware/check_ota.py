@@ -11,7 +11,7 @@ import random
 import time
 from binascii import unhexlify
 
-from lamp import ota
+from lamp.ota import install as ota
 
 _BUF = 2048
 
@@ -66,7 +66,7 @@ def check_cases():
 
 
 class _CutAt:
-    # lamp.ota's os, with a power cut (SIGKILL of this process, from a shell whose parent
+    # lamp.ota.install's os, with a power cut (SIGKILL of this process, from a shell whose parent
     # it is) just before the n-th rename, remove or mkdir: every step of the switch is hit.
     def __init__(self, n):
         self.n = n

@@ -23,7 +23,7 @@ async def publish_everything():
     root = os.getenv("PAYLOAD_ROOT") + "/"
     node = app.Node(sim_hal(devices=True), cfg, root=root)
     node.setup_site()
-    from lamp.net import Net
+    from lamp.net.link import Net
 
     net = Net(node, cfg)
     out = []

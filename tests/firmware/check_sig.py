@@ -1,7 +1,7 @@
 # MicroPython side of tests/test_ota_sig.py (not collected: no test_ prefix).
 # Streams the signature vectors from $SIG_VECTORS, one JSON line at a time: hashes each
 # message file through hashlib in small chunks (as the node hashes a manifest it receives),
-# calls lamp.sig.verify and compares its answer (True, False or a ValueError naming the
+# calls lamp.ota.sig.verify and compares its answer (True, False or a ValueError naming the
 # key) with what the CPython side expects; checks key_id of every key first.
 import gc
 import hashlib
@@ -9,7 +9,7 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
-from lamp.sig import key_id, verify
+from lamp.ota.sig import key_id, verify
 
 _CHUNK = 512
 

@@ -1,10 +1,11 @@
-# lamp.coap: the server's processing of raw datagrams (CoapServer.handle), no socket.
+# lamp.net.coap: the server's processing of raw datagrams (CoapServer.handle), no socket.
 # Requests are built by hand here (req()), responses checked byte by byte or through
 # the codec that test_coap_msg.py proves.
 import gc
 
-from lamp import clock, coap
-from lamp import coap_msg as M
+from lamp import clock
+from lamp.net import coap
+from lamp.net import coap_msg as M
 
 A = b"endpoint-a"  # handle() compares addresses for equality only
 B = b"endpoint-b"

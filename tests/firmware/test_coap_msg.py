@@ -1,5 +1,5 @@
-# lamp.coap_msg: the CoAP codec (RFC 7252 sec. 3) on hand-written datagrams.
-from lamp import coap_msg as M
+# lamp.net.coap_msg: the CoAP codec (RFC 7252 sec. 3) on hand-written datagrams.
+from lamp.net import coap_msg as M
 
 OK, BAD_OPTION, PROXYING = 0, 0x82, 0xA5  # Msg.err: fine, 4.02, 5.05
 NON, ACK, GET = 1, 2, 1

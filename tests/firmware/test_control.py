@@ -1,10 +1,10 @@
-# What commands do to the node (lamp.control), with the lamp state on flash.
+# What commands do to the node (lamp.cmd.control), with the lamp state on flash.
 import asyncio
 import os
 
 from fw import fresh, sim_hal
 from lamp import app, clock, config
-from lamp.control import Control
+from lamp.cmd.control import Control
 
 T0 = 1795624200  # 2026-11-25T16:30:00Z
 
@@ -58,3 +58,12 @@ async def test_dim_override_is_kept_on_flash_and_restored_at_boot():
     clock.get().advance_ms(3601 * 1000)
     again.evaluate()
     assert again.dimmer.reason == "failsafe" and again.arbiter.override is None
+
+
+def test_reboot_with_no_delay_is_answered_as_at_once():
+    # delay_s 0 is accepted by the argument table (0..60): it must stay 0, not become 1 s.
+    node, _ = _node("reboot-now")
+    resets = []
+    node.hal.reset = lambda: resets.append(1)
+    got = Control(node).apply("reboot", {"delay_s": 0})
+    assert got == {"reboot_in_s": 0}, got

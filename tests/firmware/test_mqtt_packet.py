@@ -1,9 +1,9 @@
-# lamp.mqtt_packet, the MQTT 3.1.1 codec (OASIS mqtt-v3.1.1-os), byte by byte against
+# lamp.net.mqtt_packet, the MQTT 3.1.1 codec (OASIS mqtt-v3.1.1-os), byte by byte against
 # the spec's layouts. Runs in MicroPython under the node's heap budget.
 import gc
 
 from fw import raises
-from lamp import mqtt_packet as pk
+from lamp.net import mqtt_packet as pk
 
 CONNACK_OK = b"\x20\x02\x00\x00"
 

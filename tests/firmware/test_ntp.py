@@ -1,4 +1,4 @@
-# lamp.ntp: packet building and reply checks (RFC 4330 sec. 5) run here in MicroPython;
+# lamp.net.ntp: packet building and reply checks (RFC 4330 sec. 5) run here in MicroPython;
 # the exchanges with a real UDP responder are driven by tests/test_ntp_server.py, which
 # starts the responder in CPython and calls the sntp_* functions below (not collected:
 # no test_ prefix) with its port in $NTP_PORT.
@@ -6,8 +6,9 @@ import os
 import struct
 
 from fw import raises
-from lamp import clock, ntp, rtc
+from lamp import clock, rtc
 from lamp.hal.simdev import rtc_model
+from lamp.net import ntp
 
 DELTA = 2208988800
 T = 1795600000

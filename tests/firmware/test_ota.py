@@ -1,4 +1,4 @@
-# lamp.ota on the node, the checks that need no signed bundle: the boot state helpers, the
+# lamp.ota.install on the node, the checks that need no signed bundle: the boot state helpers, the
 # tar layer's refusals, and resuming a download from what a power cut left on flash. The
 # signed bundles (tampered, wrong key, downgrade, ...) and the kill -9 trials are
 # tests/test_ota_install.py's, which makes them with CPython.
@@ -8,7 +8,7 @@ import os
 from binascii import hexlify
 
 from fw import RUN, raises
-from lamp import ota
+from lamp.ota import install as ota
 
 _ROMFS = bytes(range(256)) * 12  # 3072 bytes
 _MAIN = b"import lamp.start\n"
@@ -90,7 +90,7 @@ def test_confirm_keeps_the_trial_slot_and_fail_goes_back():
     assert ota.fail(root, "no broker within 300 s") is True
     assert ota.state(root) == {"slot": "a", "prev": None, "trial": False, "boots": 0,
                                "result": 8, "detail": "no broker within 300 s"}  # fmt: skip
-    assert "ota.json.new" not in os.listdir(root[:-1])
+    assert "ota.json.tmp" not in os.listdir(root[:-1])
     _rmtree(root[:-1])
 
 

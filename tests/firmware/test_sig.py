@@ -1,4 +1,4 @@
-# The OTA signature check on the node (lamp.sig, RSA-3072 PKCS#1 v1.5 / SHA-256, docs/ota.md)
+# The OTA signature check on the node (lamp.ota.sig, RSA-3072 PKCS#1 v1.5 / SHA-256, docs/ota.md)
 # with one fixed vector: the public key and signature below were made once with CPython's
 # `cryptography` by a throwaway key (its private half discarded). The vectors of every kind,
 # made fresh each run, are tests/test_ota_sig.py's; these are the checks that need no oracle.
@@ -7,7 +7,7 @@ import hashlib
 from binascii import unhexlify
 
 from fw import raises
-from lamp.sig import KEY_BYTES, key_id, verify
+from lamp.ota.sig import KEY_BYTES, key_id, verify
 
 MSG = b"lanterna 1.4.0 manifest"
 KEY_ID = "57581778ba85deb3"

@@ -13,7 +13,6 @@ once at once. Every outcome ends up in the store's ``commands`` table.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -25,8 +24,8 @@ from typing import Any
 from lanterna.context import Broker
 from lanterna.store.db import Node, Store
 from lanterna.wire import protocol
+from lanterna.wire.topics import PREFIX
 
-_REPLAY = re.compile(r"ctr \d+ not above (\d+)")
 COAP_RESOURCES = {"dim": "dim", "schedule": "schedule"}
 
 
@@ -37,12 +36,13 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: str | None = None
     detail: str | None = None
+    update_result: int | None = None  # a refused ota: its LwM2M Update Result
     attempts: int = 0
     ms: int | None = None
     command: str | None = None  # the id of the envelope last sent
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "node": self.node,
             "status": self.status,
             "result": self.result,
@@ -51,6 +51,9 @@ class Outcome:
             "attempts": self.attempts,
             "ms": self.ms,
         }
+        if self.update_result is not None:
+            out["update_result"] = self.update_result
+        return out
 
 
 class SendError(Exception):
@@ -58,7 +61,7 @@ class SendError(Exception):
 
 
 class Commander:
-    def __init__(self, store: Store, prefix: str = "lanterna/v1") -> None:
+    def __init__(self, store: Store, prefix: str = PREFIX) -> None:
         self.store = store
         self.prefix = prefix.rstrip("/")
 
@@ -85,11 +88,13 @@ class Commander:
         if ack.ok:
             o.status, o.result = "ok", ack.result
             return True
-        m = _REPLAY.search(ack.detail or "") if ack.error == "replay" else None
-        if m and o.attempts <= 1:
-            self.store.raise_ctr(o.node, int(m.group(1)))
+        if ack.error == "replay" and ack.ctr is not None and o.attempts <= 1:
+            # The node says where its counter stands (another controller, a restored
+            # store): resume above it, once.
+            self.store.raise_ctr(o.node, ack.ctr)
             return False
         o.status, o.error, o.detail = "error", ack.error, ack.detail
+        o.update_result = ack.update_result
         return True
 
     def send_mqtt(
@@ -266,7 +271,11 @@ class Commander:
 def _ack_json(ack: protocol.Ack) -> dict[str, Any]:
     if ack.ok:
         return {"ok": True, "result": ack.result}
-    return {"ok": False, "error": ack.error, "detail": ack.detail}
+    out: dict[str, Any] = {"ok": False, "error": ack.error, "detail": ack.detail}
+    for k in protocol.ACK_FACTS:
+        if getattr(ack, k) is not None:
+            out[k] = getattr(ack, k)
+    return out
 
 
 def parse_duration(text: str) -> int:
@@ -284,6 +293,3 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"{text!r}: a duration must be above zero")
     return s
 
-
-def dump(outcomes: Sequence[Outcome]) -> str:
-    return json.dumps([o.as_json() for o in outcomes], indent=2)

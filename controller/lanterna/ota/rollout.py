@@ -32,6 +32,8 @@ from typing import Any
 
 from lanterna.context import Broker
 from lanterna.store.db import Node, Store
+from lanterna.wire import numbers as N
+from lanterna.wire.topics import PREFIX
 
 ACTIVE = ("running", "paused")
 SETTLED = ("done", "failed", "refused")
@@ -238,7 +240,7 @@ class Orchestrator:
         broker: Broker,
         rid: int,
         bundle: bytes,
-        prefix: str = "lanterna/v1",
+        prefix: str = PREFIX,
         progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         from lanterna.ota.server import ChunkServer, bundle_id
@@ -285,30 +287,30 @@ class Orchestrator:
         v = self.version
         if row["state"] == "done":  # settled: only a node seen back on another version
             if leaf == "state" and "fw" in p and p["fw"] != v:
-                self._set(node, "failed", result=8, detail=f"back on {p['fw']}")
+                self._set(node, "failed", result=N.R_FAILED, detail=f"back on {p['fw']}")
             return
-        if leaf == "event" and p.get("event") == "ota" and p.get("version") == v:
+        if leaf == "event" and p.get("event") == N.EV_OTA and p.get("version") == v:
             state, result = p.get("state"), p.get("result")
-            if state == 1:
+            if state == N.DOWNLOADING:
                 self._set(node, "downloading", progress=p.get("progress"))
-            elif state in (2, 3):
+            elif state in (N.DOWNLOADED, N.UPDATING):
                 self._set(node, "installing", progress=100)
-            elif state == 0 and result == 1:
-                self._set(node, "done", result=1, detail=f"runs {v}")
-            elif state == 0 and result not in (0, None):
-                # 6 (not for this node: board, key, version) and 11 (deferred) are the
-                # node refusing the bundle; anything else is an update that failed.
-                gone = "refused" if result in (6, 11) else "failed"
+            elif state == N.IDLE and result == N.R_SUCCESS:
+                self._set(node, "done", result=N.R_SUCCESS, detail=f"runs {v}")
+            elif state == N.IDLE and result not in (N.R_INITIAL, None):
+                # unsupported (not for this node: board, key, version) and deferred are
+                # the node refusing the bundle; anything else is an update that failed.
+                gone = "refused" if result in (N.R_UNSUPPORTED, N.R_DEFERRED) else "failed"
                 self._set(node, gone, result=result, detail=p.get("detail") or "")
-        elif leaf == "event" and p.get("event") == "boot":
+        elif leaf == "event" and p.get("event") == N.EV_BOOT:
             ota: dict[str, Any] = p["ota"] if isinstance(p.get("ota"), dict) else {}
             if p.get("fw") == v and ota.get("trial"):
                 self._set(node, "trial")
             elif row["state"] in ("installing", "trial") and p.get("fw") != v:
                 why = ota.get("detail") or f"booted {p.get('fw')} again"
-                self._set(node, "failed", result=ota.get("result") or 8, detail=why)
+                self._set(node, "failed", result=ota.get("result") or N.R_FAILED, detail=why)
         elif leaf == "state" and p.get("fw") != v and row["state"] == "trial":
-            self._set(node, "failed", result=8, detail=f"back on {p.get('fw')}")
+            self._set(node, "failed", result=N.R_FAILED, detail=f"back on {p.get('fw')}")
 
     def _set(self, node: str, state: str, **fields: Any) -> None:
         self.rollouts.set_node(self.rid, node, state, **fields)
@@ -329,18 +331,16 @@ class Orchestrator:
         outs = Commander(self.store, self.prefix).send_mqtt(self.broker, nodes, "ota", args)
         for o in outs:
             res = o.result or {}
-            if o.status == "ok" and res.get("result") == 1:
-                self._set(o.node, "done", result=1, detail=f"runs {self.version}")
+            if o.status == "ok" and res.get("result") == N.R_SUCCESS:
+                self._set(o.node, "done", result=N.R_SUCCESS, detail=f"runs {self.version}")
             elif o.status == "ok":
                 self._set(o.node, "downloading", progress=0)
-            elif o.status == "error" and (o.detail or "").startswith("11:"):
+            elif o.status == "error" and o.update_result == N.R_DEFERRED:
                 self._set(o.node, "trial", detail=o.detail)  # confirmed (or not) later
             elif o.status == "error":
-                code = (o.detail or "").split(":", 1)[0]
-                result = int(code) if code.isdigit() else None
-                self._set(o.node, "refused", result=result, detail=o.detail or o.error)
+                self._set(o.node, "refused", result=o.update_result, detail=o.detail or o.error)
             else:
-                self._set(o.node, "failed", result=4, detail=o.detail or "no answer")
+                self._set(o.node, "failed", result=N.R_CONN_LOST, detail=o.detail or "no answer")
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ class Orchestrator:
             for n in rows.values():
                 if n["state"] in IN_FLIGHT and now - n["since"] > self.plan.timeout:
                     why = f"no progress for {self.plan.timeout:g} s in state {n['state']}"
-                    self._set(n["node"], "failed", result=4, detail=why)
+                    self._set(n["node"], "failed", result=N.R_CONN_LOST, detail=why)
             rows = self._rows()
             counts = summary(list(rows.values()))
             if self.progress:

@@ -1,10 +1,11 @@
 """Commands as the controller sends them: canonical form, MAC, envelope, ack (docs/commands.md).
 
-The node checks every command with ``lamp.commands``; this module makes what it accepts.
+The node checks every command with ``lamp.cmd.handler``; this module makes what it accepts.
 It is written independently of the node's serialiser (CPython's ``json.dumps`` and
 ``hmac`` here, a hand-written walk and RFC 2104 over ``hashlib`` there), and the interop
 test holds the two to the same bytes. The wire names (schema version, commands, error
-codes) and the limits come from the firmware's own modules, so the sides cannot drift.
+codes) are lanterna.wire.numbers', held equal to the node's by a test; the limits come
+from the firmware's own modules.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamp import numbers
-from lamp.commands import MAX_BYTES, MAX_CTR, MAX_DEPTH, MAX_ID
+from lamp.cmd.canon import MAX_DEPTH
+from lamp.cmd.handler import MAX_BYTES, MAX_CTR, MAX_ID
+from lanterna.wire import numbers
 
 KEY_BYTES = 32
 COMMANDS = numbers.COMMANDS
@@ -150,6 +152,11 @@ class AckError(ValueError):
     pass
 
 
+# Fields a failed ack may carry beside its detail, for programs (docs/protocol.md): the
+# node's last accepted counter on a replay, an update's LwM2M Update Result.
+ACK_FACTS = ("ctr", "update_result")
+
+
 @dataclass(frozen=True)
 class Ack:
     """A node's answer to one command."""
@@ -160,6 +167,8 @@ class Ack:
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     detail: str = ""
+    ctr: int | None = None  # replay: the counter the node last accepted
+    update_result: int | None = None  # ota refused now: its LwM2M Update Result
 
 
 def parse_ack(payload: bytes | str | dict[str, Any]) -> Ack:
@@ -187,7 +196,16 @@ def parse_ack(payload: bytes | str | dict[str, Any]) -> Ack:
         error, detail = obj.get("error"), obj.get("detail")
         if error not in ERRORS or not isinstance(detail, str):
             raise AckError(f"ack: error {error!r} not one of {', '.join(ERRORS)}")
-        if set(obj) != {"v", "id", "node", "ok", "error", "detail"}:
-            raise AckError("ack: failed ack wants exactly v, id, node, ok, error, detail")
-        return Ack(i, node, False, error=error, detail=detail)
+        extra = set(obj) - {"v", "id", "node", "ok", "error", "detail"}
+        if not {"v", "id", "node", "ok", "error", "detail"} <= set(obj) or extra - set(ACK_FACTS):
+            raise AckError(
+                "ack: failed ack wants v, id, node, ok, error, detail (and maybe "
+                + ", ".join(ACK_FACTS)
+                + ")"
+            )
+        facts = {k: obj[k] for k in extra}
+        for k, x in facts.items():
+            if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+                raise AckError(f"ack: {k}: {x!r} not a non-negative integer")
+        return Ack(i, node, False, error=error, detail=detail, **facts)
     raise AckError("ack: ok: not a boolean")

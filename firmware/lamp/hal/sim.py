@@ -21,9 +21,6 @@ class SimI2C:
     def attach(self, addr, model):
         self.devices[addr] = model
 
-    def detach(self, addr):
-        self.devices.pop(addr, None)
-
     def _dev(self, addr):
         dev = self.devices.get(addr)
         if dev is None or addr in self.nack:

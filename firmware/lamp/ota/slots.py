@@ -1,13 +1,13 @@
 # The boot state of the application slots (docs/ota.md, "Slots and trial boots"): read,
 # confirmed, given up. Small on purpose: the application loads it on a trial boot to
-# confirm or roll back without the installer (lamp.ota) and its signature check.
+# confirm or roll back without the installer (lamp.ota.install) and its signature check.
 import json
-import os
+
+from lamp import write_json_atomic
+from lamp.numbers import R_FAILED, R_SUCCESS
 
 STATE_FILE = "ota.json"
 MANIFEST = "manifest.json"
-_SUCCESS = 1  # LwM2M Update Result codes (lamp.ota has them all)
-_FAILED = 8
 
 
 def state(root=""):
@@ -25,12 +25,8 @@ def state(root=""):
 
 
 def _put(root, st):
-    # Whole-file replace by rename: atomic on POSIX and littlefs, so boot.py reads the old
-    # state or the new one, never half of one.
-    tmp = root + STATE_FILE + ".new"
-    with open(tmp, "w") as f:
-        json.dump(st, f)
-    os.rename(tmp, root + STATE_FILE)
+    # Whole-file replace: boot.py reads the old state or the new one, never half of one.
+    write_json_atomic(root + STATE_FILE, st)
 
 
 def slot_version(root, slot):
@@ -47,7 +43,7 @@ def confirm(root=""):
     if not st["trial"]:
         return False
     v = slot_version(root, st["slot"])
-    _put(root, _boot_state(st["slot"], st["prev"], False, _SUCCESS, "updated to %s" % v))
+    _put(root, _boot_state(st["slot"], st["prev"], False, R_SUCCESS, "updated to %s" % v))
     return True
 
 
@@ -57,7 +53,7 @@ def fail(root, detail):
     st = state(root)
     if not st["trial"] or st["prev"] not in ("a", "b"):
         return False
-    _put(root, _boot_state(st["prev"], None, False, _FAILED, detail))
+    _put(root, _boot_state(st["prev"], None, False, R_FAILED, detail))
     return True
 
 

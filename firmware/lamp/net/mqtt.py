@@ -2,7 +2,7 @@
 # umqtt blocks and is not on the unix port; this one never stalls the dimmer: publish()
 # only queues into a bounded outbox, run() keeps the link (connect, serve, reconnect with
 # exponential backoff and full jitter). QoS 0 and 1 out, QoS 1 retried with DUP until
-# PUBACK; QoS <= 1 in. The wire format lives in lamp.mqtt_packet.
+# PUBACK; QoS <= 1 in. The wire format lives in lamp.net.mqtt_packet.
 # All timers here are real milliseconds, not lamp.clock's: the broker's keepalive runs in
 # real time, and a warped sim clock must not hammer it with retries. They come from
 # asyncio's own scheduler clock (ticks_ms underneath): lamp.clock stays the only importer
@@ -11,8 +11,9 @@ import asyncio
 import os
 import socket  # noqa: F401 -- for the type comment
 
-from lamp import aio, log
-from lamp import mqtt_packet as pk
+from lamp import log
+from lamp.net import aio
+from lamp.net import mqtt_packet as pk
 
 try:
     from micropython import const
@@ -94,7 +95,7 @@ class MQTTClient:
         self._err = None  # type: Exception | None
         self._up = self._rx = self._tx = _ticks()  # CONNACK, last packet in, out
         self._pinging = False
-        self._s = None  # type: socket.socket | None  # the connection (lamp.aio)
+        self._s = None  # type: socket.socket | None  # the connection (lamp.net.aio)
         self._task = None  # type: asyncio.Task | None  # the reader, one per connection
         self._wake = asyncio.Event()
         self._done = asyncio.Event()  # set while run() is not running

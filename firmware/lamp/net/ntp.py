@@ -9,7 +9,8 @@ import os
 import socket
 import struct
 
-from lamp import aio, clock
+from lamp import clock
+from lamp.net import aio
 
 _NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 _ERA = 4294967296  # 2**32: NTP seconds wrap on 2036-02-07 (RFC 4330 sec. 3)

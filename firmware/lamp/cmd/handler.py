@@ -5,17 +5,19 @@
 # reordered commands. The order of the checks is part of the contract: nothing is
 # authenticated before it is known to be well formed and ours, and nothing changes
 # before it is authenticated, fresh and valid. The key and MACs are never logged.
+# Loaded for one command with lamp.cmd.canon, lamp.cmd.args and lamp.cmd.control, and
+# dropped with them after it (lamp.net.link).
 import hashlib
 import json
 import os
 from binascii import crc32, unhexlify
 
 from lamp import log
-from lamp.check import ConfigError, checked
+from lamp.check import ConfigError
+from lamp.cmd.args import clean
+from lamp.cmd.canon import equal, feeder, pads, printable, walk
 from lamp.numbers import (
     COMMANDS,
-    CONFIG_SET,
-    DIM,
     E_BAD_ARGS,
     E_BAD_MAC,
     E_FAILED,
@@ -24,10 +26,6 @@ from lamp.numbers import (
     E_UNKNOWN,
     E_WRONG_NODE,
     ERRORS,
-    IDENTIFY,
-    OTA,
-    REBOOT,
-    SCHEDULE,
     SCHEMA,
 )
 
@@ -39,141 +37,27 @@ except ImportError:  # CPython
         return x
 
 
-# Wire limits; the controller (lanterna.protocol) imports these three.
+# Wire limits; the controller (lanterna.wire.protocol) imports these and MAX_DEPTH.
 MAX_BYTES = const(8192)  # a longer payload is malformed before it is parsed
-MAX_DEPTH = const(16)  # containers nested deeper than this are malformed (stack, heap)
 MAX_ID = const(64)  # characters of a command id
 MAX_CTR = 9007199254740991  # 2**53 - 1: exact in every JSON implementation
 _KEY_BYTES = const(32)
-_BLOCK = const(64)  # SHA-256 block size (RFC 2104 "B")
 _DETAIL = const(80)  # an ack's detail is cut here: it is read by people, sent by radio
 _TAG = "cmd"
 _HEX = "0123456789abcdef"
 _FIELDS = ("args", "cmd", "ctr", "id", "mac", "node", "v")
 _UNREADABLE = const(-1)  # the counter file cannot be trusted: every command is refused
-_OTA_ARGS = {
-    "version": ("", str),
-    "bundle": ("", str),
-    "size": (0, 1, 4000000),  # bytes of the bundle
-    "chunk": (1024, 256, 4096),  # bytes per ota/data message
-}
 
 
 class CommandError(Exception):
     # Raised by apply() (and by the checks here): the ack carries `code`, one of
-    # lamp.numbers.ERRORS, and `detail`, a short text for people.
-    def __init__(self, code, detail=""):
+    # lamp.numbers.ERRORS, `detail`, a short text for people, and `fields`, facts a
+    # program reads (an update's LwM2M result: {"update_result": 11}).
+    def __init__(self, code, detail="", fields=None):
         super().__init__(code, detail)
         self.code = code
         self.detail = detail
-
-
-# --- canonical JSON ---------------------------------------------------------------------
-# Keys sorted, "," and ":" with no whitespace, ASCII only: the bytes CPython's
-# json.dumps(obj, sort_keys=True, separators=(",", ":")) gives. Only values whose JSON
-# both sides write alike are allowed: no floats (1.0 vs 1e0 vs 1), and strings of
-# printable ASCII without '"' and '\' (escapes have several spellings).
-
-
-def _text(s):
-    b = s.encode()
-    return (not b or (min(b) >= 0x20 and max(b) <= 0x7E)) and '"' not in s and "\\" not in s
-
-
-def _canon(v, out, depth=0):
-    # Writes v's canonical form through out(str); ValueError if v has none.
-    if v is None:
-        out("null")
-    elif v is True:
-        out("true")
-    elif v is False:
-        out("false")
-    elif isinstance(v, int):
-        out("%d" % v)
-    elif isinstance(v, str):
-        if not _text(v):
-            raise ValueError("string not printable ASCII, or holds a quote or backslash")
-        out('"')
-        out(v)
-        out('"')
-    elif isinstance(v, (dict, list)):
-        if depth >= MAX_DEPTH:
-            raise ValueError("nested deeper than %d" % MAX_DEPTH)
-        if isinstance(v, list):
-            out("[")
-            for i, x in enumerate(v):
-                if i:
-                    out(",")
-                _canon(x, out, depth + 1)
-            out("]")
-            return
-        out("{")
-        first = True
-        for k in sorted(v):
-            if not isinstance(k, str) or not _text(k):
-                raise ValueError("key not printable ASCII, or holds a quote or backslash")
-            if not first:
-                out(",")
-            first = False
-            out('"')
-            out(k)
-            out('":')
-            _canon(v[k], out, depth + 1)
-        out("}")
-    else:
-        raise ValueError("%s has no canonical form" % type(v).__name__)
-
-
-def _skip(s):
-    pass
-
-
-def canonical(obj):
-    # -> bytes; the handler streams the same form into the MAC instead of building it.
-    parts = []  # type: list
-    _canon(obj, parts.append)
-    return "".join(parts).encode()
-
-
-# --- HMAC-SHA256 (RFC 2104; MicroPython has no hmac module) ----------------------------
-
-
-def _pads(key):
-    # -> (K xor ipad, K xor opad), K the key zero-padded to the block (hashed if longer)
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key + bytes(_BLOCK - len(key))
-    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-
-
-def _feed(h):
-    # MicroPython's hashes take a str as a buffer (no copy); CPython's want bytes.
-    try:
-        h.update("")
-        return h.update
-    except TypeError:
-        return lambda s: h.update(s.encode())
-
-
-def hmac_sha256(key, msg):
-    ipad, opad = _pads(key)
-    h = hashlib.sha256(ipad)
-    h.update(msg)
-    return hashlib.sha256(opad + h.digest()).digest()
-
-
-def equal(a, b):
-    # Every byte is compared whatever the first difference, so the time taken tells a
-    # forger nothing about how much of a MAC was right.
-    if len(a) != len(b):
-        return False
-    r = 0
-    for i in range(len(a)):
-        r |= a[i] ^ b[i]
-    return r == 0
-
-
-# --- the envelope -------------------------------------------------------------------------
+        self.fields = fields
 
 
 def _is_int(v):
@@ -181,7 +65,11 @@ def _is_int(v):
 
 
 def _short_str(v, most):
-    return isinstance(v, str) and 0 < len(v) <= most and _text(v)
+    return isinstance(v, str) and 0 < len(v) <= most and printable(v)
+
+
+def _skip(s):
+    pass
 
 
 def _decode(raw):
@@ -221,60 +109,9 @@ def _shape(env):
     if not isinstance(mac, str) or len(mac) != 64 or any(c not in _HEX for c in mac):
         raise CommandError(E_MALFORMED, "mac: not 64 lowercase hex digits")
     try:
-        _canon(env, _skip)
+        walk(env, _skip)
     except ValueError as e:
         raise CommandError(E_MALFORMED, "not canonical: %s" % e)
-
-
-def _clean(cmd, args, config_keys):
-    # -> the arguments with their defaults; ConfigError (-> bad_args) names the key.
-    a = dict(args)
-    if cmd == DIM:
-        # level null: back to the schedule (optionally fading); a level holds until_s
-        # seconds, 0 = until the next dim.
-        if "level" not in a:
-            raise ConfigError("dim: level: missing")
-        level = a.pop("level")
-        if a.get("until_s", 0) is None:
-            del a["until_s"]
-        spec = {"fade_s": (0, 0, 3600)}
-        if level is not None:
-            a["level"] = level
-            spec["level"] = (0, 0, 100)
-            spec["until_s"] = (0, 0, 604800)
-        out = checked(cmd, spec, a)
-        out["level"] = level
-        return out
-    if cmd == SCHEDULE:
-        # Only its shape here: lamp.schedule_parse validates the schedule itself.
-        out = checked(cmd, {"schedule": (None, dict)}, a)
-        if out["schedule"] is None:
-            raise ConfigError("schedule: schedule: missing")
-        return out
-    if cmd == CONFIG_SET:
-        if "value" not in a:
-            raise ConfigError("config_set: value: missing")
-        value = a.pop("value")
-        out = checked(cmd, {"key": ("", config_keys)}, a)
-        out["value"] = value
-        return out
-    if cmd == REBOOT:
-        return checked(cmd, {"delay_s": (0, 0, 60)}, a)
-    if cmd == IDENTIFY:
-        return checked(cmd, {"seconds": (10, 1, 600)}, a)
-    if cmd == OTA:
-        # The offer of a bundle (docs/ota.md, "Delivery"): lamp.ota checks the bundle.
-        for k in ("version", "bundle", "size"):
-            if k not in a:
-                raise ConfigError("ota: %s: missing" % k)
-        out = checked(cmd, _OTA_ARGS, a)
-        v = out["version"].split(".")
-        if len(v) != 3 or any(not x.isdigit() or x[0] == "0" and len(x) > 1 for x in v):
-            raise ConfigError("ota: version: expected X.Y.Z")
-        if len(out["bundle"]) != 64 or any(c not in _HEX for c in out["bundle"]):
-            raise ConfigError("ota: bundle: expected 64 lowercase hex digits")
-        return out
-    raise CommandError(E_UNKNOWN, "no arguments defined")  # in COMMANDS, not handled here
 
 
 # --- the counter file ---------------------------------------------------------------------
@@ -306,7 +143,7 @@ class Commands:
         if not isinstance(key, bytes) or len(key) != _KEY_BYTES:
             raise ValueError("commands: key: expected %d bytes" % _KEY_BYTES)
         self.node_id = node_id
-        self._ipad, self._opad = _pads(key)
+        self._ipad, self._opad = pads(key)
         self.path = counter_path
         self.apply = apply
         self.config_keys = tuple(config_keys)
@@ -343,7 +180,7 @@ class Commands:
     def _mac_ok(self, env):
         mac = unhexlify(env.pop("mac"))
         h = hashlib.sha256(self._ipad)
-        _canon(env, _feed(h))
+        walk(env, feeder(h))
         return equal(hashlib.sha256(self._opad + h.digest()).digest(), mac)
 
     def handle(self, raw):
@@ -360,12 +197,17 @@ class Commands:
             if self.last == _UNREADABLE:
                 raise CommandError(E_REPLAY, "counter store unreadable")
             if ctr <= self.last:
-                raise CommandError(E_REPLAY, "ctr %d not above %d" % (ctr, self.last))
+                # The node's counter is a field too: the controller resumes above it.
+                raise CommandError(
+                    E_REPLAY, "ctr %d not above %d" % (ctr, self.last), {"ctr": self.last}
+                )
             cmd = env["cmd"]
             if cmd not in COMMANDS:
                 raise CommandError(E_UNKNOWN, "unknown command")
             try:
-                args = _clean(cmd, env["args"], self.config_keys)
+                args = clean(cmd, env["args"], self.config_keys)
+            except KeyError:  # in COMMANDS, without a row in the table
+                raise CommandError(E_UNKNOWN, "no arguments defined")
             except ConfigError as e:
                 raise CommandError(E_BAD_ARGS, str(e))
             # Counter first: a crash after applying must not leave it replayable. If it
@@ -384,14 +226,18 @@ class Commands:
         except CommandError as e:
             code = e.code if e.code in ERRORS else E_FAILED
             detail = e.detail
+            fields = e.fields
         except Exception as e:  # a fault in apply() (or here) is an answer, not a crash
             code = E_FAILED
             detail = "%s: %s" % (type(e).__name__, e)
+            fields = None
         self.rejected += 1
         detail = ("%s" % detail)[:_DETAIL]
         ack = self._ack(env, False)
         ack["error"] = code
         ack["detail"] = detail
+        if fields:
+            ack.update(fields)
         log.warn(_TAG, "%s id=%s: %s", code, ack["id"], detail)
         return ack
 

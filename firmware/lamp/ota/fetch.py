@@ -1,15 +1,27 @@
 # Delivery of an update over MQTT (docs/ota.md, "Delivery"): offered a bundle by the
 # signed `ota` command, the node pulls it one chunk at a time ({base}ota/req, answered on
-# {base}ota/data) into lamp.ota's Install, then resets into the new slot on trial.
+# {base}ota/data) into lamp.ota.install's Install, then resets into the new slot on trial.
 # Pulled, not pushed: the node asks for a chunk only when the last one is on flash, so a
 # slow flash never piles chunks up in a 110 KB heap, and a drop costs nothing but the
 # chunk in flight: the partial download stays on flash and the next offer resumes it at
-# the byte (lamp.ota). This module, lamp.ota and lamp.sig are loaded for one download and
+# the byte (lamp.ota.install). The lamp.ota package is loaded for one download and
 # dropped after it; the lamp is never touched.
 import asyncio
 
 from lamp import VERSION, log, unload
 from lamp import numbers as N
+from lamp.numbers import (
+    DOWNLOADED,
+    DOWNLOADING,
+    IDLE,
+    R_CONN_LOST,
+    R_DEFERRED,
+    R_FAILED,
+    R_INTEGRITY,
+    R_SUCCESS,
+    R_UNSUPPORTED,
+    UPDATING,
+)
 
 try:
     from micropython import const
@@ -23,25 +35,15 @@ _WAIT_MS = const(10000)  # per chunk, real time: a warped sim clock must not hur
 _TRIES = const(4)  # one request and 3 re-requests of an offset, then result 4
 _DRAIN_MS = const(5000)  # the last events' chance to leave before the reset
 _TAG = "ota"
-# LwM2M Object 5 (lamp.ota has them all): states and the results this module gives itself
-_IDLE = const(0)
-_DOWNLOADING = const(1)
-_DOWNLOADED = const(2)
-_UPDATING = const(3)
-_CONN_LOST = const(4)
-_INTEGRITY = const(5)
-_UNSUPPORTED = const(6)
-_FAILED = const(8)
-_DEFERRED = const(11)
 
 
 def _ver(s):
-    return [int(x) for x in s.split(".")]  # lamp.commands checked it is X.Y.Z
+    return [int(x) for x in s.split(".")]  # lamp.cmd.args checked it is X.Y.Z
 
 
 def offer(node, args):
-    # The `ota` command (lamp.control, arguments checked by lamp.commands). -> the ack's
-    # result, or "<LwM2M result>: <detail>" for a refusal that is known now.
+    # The `ota` command (lamp.cmd.control, arguments checked by lamp.cmd.args). -> the
+    # ack's result, or (LwM2M Update Result, detail) for a refusal that is known now.
     got = _offer(node, args)
     if node.net.fetch is None:  # no download started: nothing of it stays in RAM
         _unload()
@@ -54,36 +56,40 @@ def _offer(node, args):
     f = net.fetch
     if f is not None:  # one download at a time; the same offer again is answered
         if f.bundle == sha:
-            return {"state": _DOWNLOADING, "offset": f.inst.offset}
-        return "%d: downloading %s: one update at a time" % (_DEFERRED, f.version)
+            return {"state": DOWNLOADING, "offset": f.inst.offset}
+        return R_DEFERRED, "downloading %s: one update at a time" % f.version
     key = node.cfg["ota_key"]
     if key is None:
-        return "%d: no ota_key on this node" % _UNSUPPORTED
-    from lamp import slots
+        return R_UNSUPPORTED, "no ota_key on this node"
+    from lamp.ota import slots
 
     st = slots.state(node.root)
     if st["trial"]:  # before the version: a re-offer of the version on trial waits too
-        return "%d: slot %s is on trial: confirm it first" % (_DEFERRED, st["slot"])
+        return R_DEFERRED, "slot %s is on trial: confirm it first" % st["slot"]
     if v == VERSION:  # done already (a controller restarted mid-rollout offers it again)
-        return {"state": _IDLE, "result": 1, "version": v}
+        return {"state": IDLE, "result": R_SUCCESS, "version": v}
     if _ver(v) < _ver(VERSION):
-        return "%d: version %s, running %s: downgrade" % (_UNSUPPORTED, v, VERSION)
+        return R_UNSUPPORTED, "version %s, running %s: downgrade" % (v, VERSION)
     from binascii import unhexlify
 
-    from lamp.ota import Install, OtaError
+    from lamp.ota.install import Install, OtaError
 
     try:
         inst = Install(node.root, unhexlify(key), VERSION, node.hal.board["name"], sha)
     except OtaError as e:
-        return "%d: %s" % (e.result, e.detail)
+        return e.result, e.detail
     net.fetch = Fetch(node, inst, args)
     asyncio.create_task(net.fetch.run())
-    return {"state": _DOWNLOADING, "offset": inst.offset}
+    return {"state": DOWNLOADING, "offset": inst.offset}
+
+
+def request(bundle, offset, n):
+    # The ota/req payload (schema ota_req): n bytes of the bundle from offset, please.
+    return '{"v":%d,"bundle":"%s","offset":%d,"n":%d}' % (N.SCHEMA, bundle, offset, n)
 
 
 def _unload():
-    for name in ("ota", "sig", "slots", "ota_fetch"):
-        unload(name)
+    unload("ota")  # the whole package: fetch, install, tar, manifest, sig, slots
 
 
 class Fetch:
@@ -98,7 +104,7 @@ class Fetch:
         self._in = asyncio.Event()
 
     def data(self, payload):
-        # {base}ota/data (lamp.net): kept only if it is the chunk awaited. A late answer
+        # {base}ota/data (lamp.net.link): kept only if it is the chunk awaited. A late answer
         # to an earlier request, a QoS 1 duplicate or a stray is dropped.
         if self._got is None and len(payload) > 4:
             if int.from_bytes(payload[:4], "big") == self.inst.offset:
@@ -111,16 +117,12 @@ class Fetch:
             p["progress"] = progress
         if detail is not None:
             p["detail"] = detail
-        self.node._told("ota", p)
+        self.node._told(N.EV_OTA, p)
 
     async def _next(self):
         # -> the next chunk (its 4-byte offset first), or None once every try timed out
         off = self.inst.offset
-        req = '{"v":1,"bundle":"%s","offset":%d,"n":%d}' % (
-            self.bundle,
-            off,
-            min(self.chunk, self.size - off),
-        )
+        req = request(self.bundle, off, min(self.chunk, self.size - off))
         net = self.node.net
         for _ in range(_TRIES):
             self._got = None
@@ -134,19 +136,19 @@ class Fetch:
         return None
 
     async def run(self):
-        from lamp.ota import OtaError
+        from lamp.ota.install import OtaError
 
         inst, size, node = self.inst, self.size, self.node
         try:
             p = inst.offset * 100 // size
-            self._tell(_DOWNLOADING, 0, p)
+            self._tell(DOWNLOADING, 0, p)
             step = p // 10 * 10 + 10
             while inst.offset < size:
                 got = await self._next()
                 if got is None:
                     self._close()
                     why = "connection lost at offset %d" % inst.offset
-                    self._tell(_IDLE, _CONN_LOST, None, why)
+                    self._tell(IDLE, R_CONN_LOST, None, why)
                     return
                 inst.feed(memoryview(got)[4:])
                 got = self._got = None
@@ -154,21 +156,21 @@ class Fetch:
                     self._matches(inst, OtaError)
                 p = inst.offset * 100 // size
                 if p >= step:
-                    self._tell(_DOWNLOADING, 0, p)
+                    self._tell(DOWNLOADING, 0, p)
                     step = p // 10 * 10 + 10
             inst.finish()
-            self._tell(_DOWNLOADED, 0, 100)
-            self._tell(_UPDATING, 0)
+            self._tell(DOWNLOADED, 0, 100)
+            self._tell(UPDATING, 0)
             log.warn(_TAG, "%s installed: reset into it, on trial", self.version)
             await self._drain()
             node.save_lamp()
             node.energy.save()
             node.hal.reset()
         except OtaError as e:
-            self._tell(_IDLE, e.result, None, e.detail)
+            self._tell(IDLE, e.result, None, e.detail)
         except Exception as e:  # noqa: BLE001 -- a fault here must not leave the node stuck
             self._close()
-            self._tell(_IDLE, _FAILED, None, "%s: %s" % (type(e).__name__, e))
+            self._tell(IDLE, R_FAILED, None, "%s: %s" % (type(e).__name__, e))
         finally:
             node.net.fetch = None
             _unload()
@@ -181,11 +183,11 @@ class Fetch:
             why = "offered as %s, the bundle is %s" % (self.version, inst.version)
         if why:
             inst.cancel()  # dropped: nothing of it stays on flash
-            raise OtaError(_UNSUPPORTED if inst.total == self.size else _INTEGRITY, why)
+            raise OtaError(R_UNSUPPORTED if inst.total == self.size else R_INTEGRITY, why)
 
     def _close(self):
         # The download pauses with its partial file closed (on littlefs, committed) so the
-        # next offer's Install resumes it from flash; lamp.ota keeps that file open
+        # next offer's Install resumes it from flash; lamp.ota.install keeps that file open
         # between feed() calls.
         f = self.inst._f
         if f is not None:

@@ -19,8 +19,27 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
-from lamp.sig import KEY_BYTES, key_id, verify
-from lamp.slots import (  # noqa: F401 -- state, confirm, fail: re-exported
+from lamp.numbers import (  # noqa: F401 -- the states and results: re-exported
+    DOWNLOADED,
+    DOWNLOADING,
+    IDLE,
+    R_CANCELLED,
+    R_CONN_LOST,
+    R_DEFERRED,
+    R_FAILED,
+    R_INITIAL,
+    R_INTEGRITY,
+    R_NO_FLASH,
+    R_NO_RAM,
+    R_SUCCESS,
+    R_UNSUPPORTED,
+    UPDATING,
+)
+from lamp.ota import OtaError
+from lamp.ota import manifest as _manifest
+from lamp.ota.manifest import version
+from lamp.ota.sig import KEY_BYTES, key_id, verify
+from lamp.ota.slots import (  # noqa: F401 -- state, confirm, fail: re-exported
     MANIFEST,
     STATE_FILE,
     _boot_state,
@@ -30,6 +49,7 @@ from lamp.slots import (  # noqa: F401 -- state, confirm, fail: re-exported
     slot_version,
     state,
 )
+from lamp.ota.tar import BLOCK, header, pad, text, total
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type comments only: MicroPython has no typing module
@@ -43,50 +63,19 @@ except ImportError:  # CPython
         return x
 
 
-# LwM2M Object 5 (Firmware Update): resource 3 State, resource 5 Update Result, so an
-# operator who knows LwM2M reads them without a table.
-IDLE = 0
-DOWNLOADING = 1
-DOWNLOADED = 2
-UPDATING = 3
-R_INITIAL = 0
-R_SUCCESS = 1
-R_NO_FLASH = 2
-R_NO_RAM = 3
-R_CONN_LOST = 4  # the transport's to report, not this module's
-R_INTEGRITY = 5  # signature, sha256, size, truncation
-R_UNSUPPORTED = 6  # not a bundle, bad manifest, other board or key, downgrade
-R_FAILED = 8  # flash I/O error; also a failed trial (fail())
-R_CANCELLED = 10
-R_DEFERRED = 11  # the running slot is still on trial: confirm it first (issue 7)
-
-FORMAT = "lanterna-ota/1"
-ALG = "rsa3072-pkcs1v15-sha256"
 _PENDING = ".ota-manifest"
 _PART = ".part"
 _NAMES = (b"manifest.json", b"manifest.sig", b"slot/main.py", b"slot/lanterna.romfs")
-_PAYLOAD = ("main.py", "lanterna.romfs")
-_KEYS = ("alg", "boards", "created", "files", "format", "key_id", "min_version", "size", "version")
-_CREATED = "dddd-dd-ddTdd:dd:ddZ"
 _AFTER = "not a bundle: data after the end-of-archive marker"
 _CUT_SHORT = "truncated: the end-of-archive marker is cut short"
-_BLOCK = const(512)
 _MANIFEST_MAX = const(2048)  # held in RAM to verify and parse; a real one is ~450 bytes
 _SYNC = const(8192)  # flush (littlefs: commit) the file being written this often
-_SPARE_BLOCKS = const(4)  # manifest, ota.json.new, directory metadata
+_SPARE_BLOCKS = const(4)  # manifest, ota.json.tmp, directory metadata
 _HEAD = const(0)
 _DATA = const(1)
 _PAD = const(2)
 _END = const(3)
 _DONE = const(4)
-
-
-class OtaError(Exception):
-    # .result: the LwM2M Update Result code; .detail: one line naming what and where.
-    def __init__(self, result, detail):
-        super().__init__(detail)
-        self.result = result
-        self.detail = detail
 
 
 def _no(result, fmt, *args):
@@ -126,122 +115,6 @@ def _clear(d):
         pass
 
 
-def _pad(n):
-    return -n % _BLOCK
-
-
-def _total(mlen, files):
-    # the bundle's size: manifest and sig members, the payload, the end-of-archive marker
-    n = 5 * _BLOCK + mlen + _pad(mlen)
-    for f in files:
-        n += _BLOCK + f["size"] + _pad(f["size"])
-    return n
-
-
-def _ver(s):
-    # "X.Y.Z", no leading zeros -> (X, Y, Z); anything else -> None
-    if not isinstance(s, str):
-        return None
-    p = s.split(".")
-    if len(p) != 3:
-        return None
-    for x in p:
-        if not x.isdigit() or (x[0] == "0" and len(x) > 1):
-            return None
-    return (int(p[0]), int(p[1]), int(p[2]))
-
-
-def _is_hex(s, n):
-    return isinstance(s, str) and len(s) == n and all(c in "0123456789abcdef" for c in s)
-
-
-def _octal(h, a, b, what):
-    # As the controller's reader: trailing NULs and spaces, then leading spaces, stripped;
-    # what is left must be octal digits, at least one.
-    while b > a and h[b - 1] in (0, 32):
-        b -= 1
-    while a < b and h[a] == 32:
-        a += 1
-    v = 0
-    for i in range(a, b):
-        c = h[i] - 48
-        if not 0 <= c <= 7:
-            a = b
-            break
-        v = v * 8 + c
-    if a == b:
-        raise _no(R_UNSUPPORTED, "not a bundle: %s is not an octal number", what)
-    return v
-
-
-def _text(b):
-    try:
-        return repr(bytes(b).decode())
-    except UnicodeError:
-        return repr(bytes(b))
-
-
-def _manifest(mb):
-    # The signed manifest, every field as docs/ota.md has it (lanterna.ota_bundle.
-    # parse_manifest reads the same); OtaError(R_UNSUPPORTED) names the field.
-    try:
-        m = json.loads(mb)
-    except (ValueError, UnicodeError):
-        m = None
-    why = None
-    if not isinstance(m, dict) or len(m) != len(_KEYS) or any(k not in m for k in _KEYS):
-        why = "expected the fields " + ", ".join(_KEYS)
-    elif m["format"] != FORMAT:
-        why = "format %r, expected %r" % (m["format"], FORMAT)
-    elif m["alg"] != ALG:
-        why = "alg %r, expected %r" % (m["alg"], ALG)
-    elif _ver(m["version"]) is None:
-        why = "version %r is not X.Y.Z" % (m["version"],)
-    elif m["min_version"] is not None and _ver(m["min_version"]) is None:
-        why = "min_version %r is not X.Y.Z" % (m["min_version"],)
-    elif not isinstance(m["boards"], list) or not m["boards"]:
-        why = "boards must be a non-empty list of names"
-    elif any(not isinstance(b, str) for b in m["boards"]):
-        why = "boards must be a non-empty list of names"
-    elif not _is_created(m["created"]):
-        why = "created %r is not YYYY-MM-DDTHH:MM:SSZ" % (m["created"],)
-    elif not _is_hex(m["key_id"], 16):
-        why = "key_id must be 16 hex digits"
-    else:
-        why = _files_problem(m["files"], m["size"])
-    if why:
-        raise OtaError(R_UNSUPPORTED, "manifest.json: " + why)
-    return m
-
-
-def _is_created(s):
-    if not isinstance(s, str) or len(s) != len(_CREATED):
-        return False
-    for i in range(len(s)):
-        t = _CREATED[i]
-        if not (s[i] in "0123456789" if t == "d" else s[i] == t):
-            return False
-    return True
-
-
-def _files_problem(files, size):
-    if not isinstance(files, list) or len(files) != len(_PAYLOAD):
-        return "files must be %s, in that order" % ", ".join(_PAYLOAD)
-    total = 0
-    for i in range(len(files)):
-        f, path = files[i], _PAYLOAD[i]
-        if not isinstance(f, dict) or f.get("path") != path:
-            return "files must be %s, in that order" % ", ".join(_PAYLOAD)
-        n = f.get("size")
-        # type(): MicroPython's bool is no int subclass, CPython's is; either way not a size
-        if len(f) != 3 or type(n) is not int or n < 0 or not _is_hex(f.get("sha256"), 64):
-            return "file %s: expected path, size (bytes) and sha256 (hex)" % path
-        total += n
-    if type(size) is not int or size != total:
-        return "size %r is not the sum of the file sizes" % (size,)
-    return None
-
-
 class Install:
     # One bundle into the inactive slot. feed() the bundle's bytes from .offset on, in any
     # chunk sizes; finish() after the end-of-archive switches to it (on trial). Any OtaError
@@ -271,7 +144,7 @@ class Install:
         self._m = None  # type: Any
         self._mb = None  # type: Any
         self._mine = False  # the slot directory holds this download's files
-        self._hb = bytearray(_BLOCK)
+        self._hb = bytearray(BLOCK)
         self._hn = 0
         self._st = _HEAD
         self._k = 0  # member index: 0 manifest, 1 sig, 2.. payload files
@@ -302,15 +175,15 @@ class Install:
             _clear(d)  # another bundle (or an unreadable record): start afresh
             return
         self._m, self._mine, self.bundle, self.version = m, True, digest, m["version"]
-        self.total = _total(len(mb), files)
-        off = 3 * _BLOCK + len(mb) + _pad(len(mb))  # past the manifest and sig members
+        self.total = total(len(mb), files)
+        off = 3 * BLOCK + len(mb) + pad(len(mb))  # past the manifest and sig members
         self.state = DOWNLOADING
         for i in range(len(files)):
             f = files[i]
             self._k = 2 + i
             path = d + f["path"]
             if _size(path) >= 0:  # renamed only once verified
-                off += _BLOCK + f["size"] + _pad(f["size"])
+                off += BLOCK + f["size"] + pad(f["size"])
                 continue
             have = _size(path + _PART)
             if have < 0:  # its header had not come: resume at it
@@ -321,7 +194,7 @@ class Install:
             if have == f["size"]:  # cut between its last byte and the rename
                 if self._h.digest() == unhexlify(f["sha256"]):
                     os.rename(path + _PART, path)
-                    off += _BLOCK + f["size"] + _pad(f["size"])
+                    off += BLOCK + f["size"] + pad(f["size"])
                     continue
                 have = -1
             if have < 0 or have > f["size"]:  # unreadable, overlong, spoilt: this member again
@@ -329,8 +202,8 @@ class Install:
                 self._h = hashlib.sha256()
                 _rm(path + _PART)
             self._f = open(path + _PART, "ab")
-            self._st, self._left, self._pad = _DATA, f["size"] - have, _pad(f["size"])
-            self.offset = off + _BLOCK + have
+            self._st, self._left, self._pad = _DATA, f["size"] - have, pad(f["size"])
+            self.offset = off + BLOCK + have
             return
         else:
             self._k = 4  # every file is in: the end-of-archive marker is next
@@ -363,10 +236,10 @@ class Install:
                 k = n - i
                 st = self._st
                 if st == _HEAD:
-                    k = min(k, _BLOCK - self._hn)
+                    k = min(k, BLOCK - self._hn)
                     self._hb[self._hn : self._hn + k] = mv[i : i + k]
                     self._hn += k
-                    if self._hn == _BLOCK:
+                    if self._hn == BLOCK:
                         self._hn = 0
                         self._header()
                 elif st == _DATA:
@@ -404,9 +277,6 @@ class Install:
         where = _NAMES[self._k].decode() if self._k < 4 else STATE_FILE
         return OtaError(code, "%s: flash write failed at byte %d (%s)" % (where, self.offset, e))
 
-    def _bad(self, what):
-        return OtaError(R_UNSUPPORTED, "not a bundle: member %d %s" % (self._k + 1, what))
-
     def _header(self):
         # One ustar header, checked as the controller's reader checks it.
         h, k = self._hb, self._k
@@ -418,28 +288,19 @@ class Install:
                     k + 1,
                     _NAMES[k].decode(),
                 )
-            self._st, self._left = _END, _BLOCK
+            self._st, self._left = _END, BLOCK
             return
-        if h[257:263] != b"ustar\x00" or h[263:265] != b"00":
-            raise self._bad("has no ustar header")
-        if (
-            _octal(h, 148, 156, "member %d's header checksum" % (k + 1))
-            != sum(h) - sum(h[148:156]) + 8 * 32
-        ):
-            raise self._bad("header checksum does not match")
-        end = 0
-        while end < 100 and h[end]:
-            end += 1
-        name = bytes(h[:end])
-        if h[156] != 48:  # "0": a regular file
-            raise self._bad("%s is not a regular file" % _text(name))
-        if any(h[345:500]):
-            raise self._bad("%s uses a name prefix" % _text(name))
-        size = _octal(h, 124, 136, "the size of member %d %s" % (k + 1, _text(name)))
+        name, size = header(h, k)
         if k == 4:
-            raise _no(R_UNSUPPORTED, "not a bundle: extra member 5 %s", _text(name))
+            raise _no(R_UNSUPPORTED, "not a bundle: extra member 5 %s", text(name))
         if name != _NAMES[k]:
-            raise self._bad("is %s, expected %s" % (_text(name), _NAMES[k].decode()))
+            raise _no(
+                R_UNSUPPORTED,
+                "not a bundle: member %d is %s, expected %s",
+                k + 1,
+                text(name),
+                _NAMES[k].decode(),
+            )
         if k == 0:
             if size > _MANIFEST_MAX:
                 raise _no(R_UNSUPPORTED, "manifest.json: %d bytes, over %d", size, _MANIFEST_MAX)
@@ -461,7 +322,7 @@ class Install:
                 )
             self._f = open(self._dir + f["path"] + _PART, "wb")
             self._h = hashlib.sha256()
-        self._st, self._left, self._pad = _DATA, size, _pad(size)
+        self._st, self._left, self._pad = _DATA, size, pad(size)
         if not size:
             self._member_end()
 
@@ -516,18 +377,18 @@ class Install:
         bundle = hexlify(digest).decode()
         if self._want is not None and bundle != self._want:
             raise _no(R_INTEGRITY, "manifest.json: sha256 %s, offered %s", bundle, self._want)
-        m = _manifest(mb)
+        m = _manifest.check(mb)
         v = m["version"]
         if m["key_id"] != mine:
             raise _no(R_UNSUPPORTED, "manifest.json: names key %s, signed by %s", m["key_id"], mine)
         if self._board not in m["boards"]:
             raise _no(R_UNSUPPORTED, "manifest.json: not for board %s", self._board)
         now = self._running_version
-        running = _ver(now) or (0, 0, 0)
-        if _ver(v) <= running:
+        running = version(now) or (0, 0, 0)
+        if version(v) <= running:
             raise _no(R_UNSUPPORTED, "manifest.json: version %s, running %s: downgrade", v, now)
         least = m["min_version"]
-        if least is not None and running < _ver(least):
+        if least is not None and running < version(least):
             raise _no(R_UNSUPPORTED, "manifest.json: needs %s or later, running %s", least, now)
         self._check_flash(m)
         # Commit: the slot is emptied (manifest.json first, per the slot contract), then the
@@ -544,7 +405,7 @@ class Install:
             f.write(mb)
         os.rename(d + _PENDING + ".new", d + _PENDING)
         self._m, self.bundle, self.version = m, bundle, v
-        self.total = _total(len(mb), m["files"])
+        self.total = total(len(mb), m["files"])
         self.state = DOWNLOADING
 
     def _check_flash(self, m):

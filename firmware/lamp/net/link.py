@@ -1,6 +1,6 @@
 # The connected node: MQTT (status, state, telemetry, events, commands and their acks)
 # and CoAP (direct reads; authenticated PUT /dim and /schedule), both behind the one
-# command handler (lamp.commands). docs/protocol.md owns the topics and payloads.
+# command handler (lamp.cmd.handler). docs/protocol.md owns the topics and payloads.
 # Nothing here is awaited by the lighting loop: a network outage never delays dimming,
 # and never reboots the node (the outbox keeps what it can and counts what it drops).
 import json
@@ -67,13 +67,13 @@ class Net:
         self.mq = None
         self.coap = None
         self.base = ""  # the topic prefix of this node, "prefix/site/node/"
-        self.fetch = None  # lamp.ota_fetch.Fetch while an update downloads
+        self.fetch = None  # lamp.ota.fetch.Fetch while an update downloads
         m = cfg["mqtt"]
         if m is not None:
             from lamp.check import checked  # at boot only: unloaded after
 
             m = checked("mqtt", SPEC, m)
-            from lamp.mqtt import MQTTClient
+            from lamp.net.mqtt import MQTTClient
 
             self.base = "%s/%s/%s/" % (m["prefix"], cfg["site"], cfg["node"])
             self.mq = MQTTClient(
@@ -93,7 +93,7 @@ class Net:
             self.mq.subscribe(self.base + N.CMD, 1)
             self.mq.subscribe(self.base + N.OTA_DATA, 1)  # chunks of an offered update
         if cfg["coap_port"]:
-            from lamp.coap import CoapServer
+            from lamp.net.coap import CoapServer
 
             self.coap = CoapServer(self._coap, RESOURCES, cfg["coap_port"])
 
@@ -113,41 +113,37 @@ class Net:
             self.fetch.data(payload)  # no download running: ignored
 
     def handle(self, raw):
-        # One command: the handler (lamp.commands, with its counter on flash) and what
-        # applies it (lamp.control) are loaded for it and dropped after.
+        # One command: the handler (lamp.cmd.handler, with its counter on flash) and what
+        # applies it (lamp.cmd.control) are loaded for it and dropped after.
         if self.key is None:
-            return {
-                "v": N.SCHEMA,
-                "id": None,
-                "node": self.node_id,
-                "ok": False,
-                "error": N.E_BAD_MAC,
-                "detail": "no command key on this node",
-            }
+            return self._refused(N.E_BAD_MAC, "no command key on this node")
         if not raw or raw[0] != 0x7B and raw[:1] != "{":
             # Not even a JSON object: answered without loading the handler (a flood of
             # garbage on the cmd topic costs the node next to nothing).
-            return {
-                "v": N.SCHEMA,
-                "id": None,
-                "node": self.node_id,
-                "ok": False,
-                "error": N.E_MALFORMED,
-                "detail": "not a JSON object",
-            }
-        from lamp.commands import Commands
-        from lamp.control import CONFIG_KEYS, Control
+            return self._refused(N.E_MALFORMED, "not a JSON object")
+        from lamp.cmd.control import CONFIG_KEYS, Control
+        from lamp.cmd.handler import Commands
 
         apply = Control(self.node, self.config_path).apply
         ack = Commands(
             self.node_id, self.key, self.node.root + "cmdctr", apply, CONFIG_KEYS
         ).handle(raw)
         del Commands, Control, apply
-        unload("commands")
-        unload("control")
+        unload("cmd")  # the whole package: handler, canon, args, control
         unload("check")  # the argument checker came with them
         unload("config")  # and config_set's
         return ack
+
+    def _refused(self, error, detail):
+        # An ack refused before the handler is loaded: the same fields as its own.
+        return {
+            "v": N.SCHEMA,
+            "id": None,
+            "node": self.node_id,
+            "ok": False,
+            "error": error,
+            "detail": detail,
+        }
 
     def state(self):
         self._pub(N.STATE, _dumps(self.payload()), True)
@@ -211,7 +207,7 @@ class Net:
         except (ValueError, AttributeError):
             cmd = None
         if cmd != want:
-            return {"v": N.SCHEMA, "id": None, "ok": False, "error": N.E_MALFORMED}
+            return self._refused(N.E_MALFORMED, "cmd is not %s, as the resource" % want)
         ack = self.handle(payload)
         self._pub(N.ACK, _dumps(ack))  # the controller sees CoAP commands too
         return ack

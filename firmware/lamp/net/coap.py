@@ -1,14 +1,15 @@
 # CoAP server over UDP (RFC 7252) with block-wise transfers (RFC 7959) and
 # /.well-known/core (RFC 6690), small enough for the node's heap. The codec is
-# lamp.coap_msg; this module is the message layer (piggybacked ACKs, RST for what it
+# lamp.net.coap_msg; this module is the message layer (piggybacked ACKs, RST for what it
 # cannot process, duplicate detection) and the request layer (Block1 reassembly into one
 # bounded body, Block2 slicing of the handler's answer). One application handler
 # answers every request; see docs/coap.md for what is supported and the limits.
 import os
 import socket
 
-from lamp import aio, clock, log
-from lamp import coap_msg as M
+from lamp import clock, log
+from lamp.net import aio
+from lamp.net import coap_msg as M
 
 try:
     from micropython import const

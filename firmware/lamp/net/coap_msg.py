@@ -1,6 +1,6 @@
 # CoAP message codec (RFC 7252 sec. 3): the numbers of the protocol's registries, a
 # parser that never raises on hostile input (it reports what is wrong instead), and an
-# encoder that writes a response into a caller's preallocated buffer. lamp.coap is the
+# encoder that writes a response into a caller's preallocated buffer. lamp.net.coap is the
 # server on top; this module allocates only the parsed request's small fields.
 try:
     from micropython import const
@@ -11,7 +11,7 @@ except ImportError:  # CPython
 
 
 # Only what parse() and build() need, all private: an underscore const costs no RAM
-# and no name at run time. The names a handler uses (codes, methods) are lamp.coap's.
+# and no name at run time. The names a handler uses (codes, methods) are lamp.net.coap's.
 _BAD_OPTION = const(0x82)  # 4.02
 _PROXYING_NOT_SUPPORTED = const(0xA5)  # 5.05
 

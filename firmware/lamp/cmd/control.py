@@ -1,10 +1,9 @@
-# What an authenticated command does to the node (lamp.commands checked who sent it and
-# its arguments). Loaded with lamp.commands for one command and dropped again (lamp.net):
-# code a node runs a few times a day need not sit in its heap.
+# What an authenticated command does to the node (lamp.cmd.handler checked who sent it
+# and its arguments). Loaded with the handler for one command and dropped again
+# (lamp.net.link): code a node runs a few times a day need not sit in its heap.
 import json
-import os
 
-from lamp import clock, log
+from lamp import clock, log, write_json_atomic
 from lamp import numbers as N
 from lamp.numbers import FOREVER as _FOREVER
 
@@ -17,13 +16,13 @@ class Control:
         self.node = node
         self.config_path = config_path
 
-    # Commands (lamp.commands calls apply with checked arguments)
+    # Commands (lamp.cmd.handler calls apply with checked arguments)
     def apply(self, cmd, args):
         node = self.node
         if cmd == N.DIM:
             return self._dim(args)
         if cmd == N.SCHEDULE:
-            from lamp.commands import CommandError
+            from lamp.cmd.handler import CommandError
 
             try:
                 sched = node.replace_schedule(args["schedule"])
@@ -38,26 +37,29 @@ class Control:
         if cmd == N.REBOOT:
             import asyncio
 
-            asyncio.create_task(self._reboot(args.get("delay_s") or 1))
-            return {"reboot_in_s": args.get("delay_s") or 1}
+            # 0 is accepted and means at once, once the ack has left (_reboot).
+            delay = args["delay_s"]
+            asyncio.create_task(self._reboot(delay))
+            return {"reboot_in_s": delay}
         if cmd == N.IDENTIFY:
             import asyncio
 
             asyncio.create_task(self._identify(args["seconds"]))
             return {"seconds": args["seconds"]}
         if cmd == N.OTA:
-            # The download runs on in lamp.ota_fetch, not in this module (dropped after
+            # The download runs on in lamp.ota.fetch, not in this module (dropped after
             # this command); a refusal known now is the ack's "failed" with its LwM2M
-            # Update Result first ("11: slot b is on trial: ...").
-            from lamp.ota_fetch import offer
+            # Update Result as a field, and first in the detail for people ("11: slot b
+            # is on trial: ...").
+            from lamp.ota.fetch import offer
 
             got = offer(node, args)
-            if isinstance(got, str):
-                from lamp.commands import CommandError
+            if isinstance(got, tuple):
+                from lamp.cmd.handler import CommandError
 
-                raise CommandError(N.E_FAILED, got)
+                raise CommandError(N.E_FAILED, "%d: %s" % got, {"update_result": got[0]})
             return got
-        raise ValueError(cmd)  # lamp.commands only passes known commands
+        raise ValueError(cmd)  # the handler only passes known commands
 
     def _dim(self, args):
         node = self.node
@@ -78,7 +80,7 @@ class Control:
     def _config_set(self, key, value):
         # Checked as at boot (the whole config), written atomically, then put in force.
         from lamp import config
-        from lamp.commands import CommandError
+        from lamp.cmd.handler import CommandError
 
         node = self.node
         values = {}
@@ -94,10 +96,7 @@ class Control:
         except ValueError as e:
             raise CommandError(N.E_BAD_ARGS, str(e))
         if self.config_path:
-            tmp = self.config_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(values, f)
-            os.rename(tmp, self.config_path)
+            write_json_atomic(self.config_path, values)
         node.cfg[key] = cfg[key]
         if key == "failsafe_level":
             node.arbiter.failsafe_level = cfg[key]
@@ -107,8 +106,18 @@ class Control:
         return {"key": key, "value": cfg[key]}
 
     async def _reboot(self, delay_s):
-        # After the ack has had time to leave; the lamp state is on flash already.
+        # After the ack has left: the delay, then up to 2 s (real time, as the ack's trip
+        # is) while the outbox still holds it, since the ack is queued only once apply()
+        # returned (a delay of 0 would otherwise cut it off). The lamp state is on flash.
+        import asyncio
+
         await clock.sleep_ms(delay_s * 1000)
+        net = self.node.net
+        mq = net.mq if net is not None else None
+        for _ in range(20):
+            await asyncio.sleep_ms(100)
+            if mq is None or not mq.pending:
+                break
         self.node.save_lamp()
         self.node.energy.save()
         log.warn("control", "reboot by command")
