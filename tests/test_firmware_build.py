@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
 from lanterna.device import firmware as fw
+from lanterna.ota import bundle as ob
 from lanterna.paths import tool
 
 
@@ -61,3 +64,62 @@ def test_module_that_does_not_compile_fails_the_build(tmp_path):
     (src / "lamp" / "broken.py").write_text("def f(:\n    pass\n")
     with pytest.raises(fw.FirmwareBuildError, match=r"lamp/broken.py: .*SyntaxError"):
         fw.build(tmp_path / "out", src)
+
+
+def test_esp32_image_leaves_the_simulator_out(tmp_path, repo):
+    paths = {m.path for m in fw.build(tmp_path / "esp32", manifest="esp32")}
+    assert {"boot.py", "main.py", "loader.py", "lamp/app.mpy", "lamp/hal/esp32.mpy"} <= paths
+    assert "lamp/net/mqtt.mpy" in paths and "lamp/ota/install.mpy" in paths
+    assert not [p for p in paths if p.startswith(("lamp/hal/sim", "lamp/hal/simdev/"))]
+    sim = {m.path for m in fw.build(tmp_path / "sim", manifest="sim")}
+    assert "lamp/hal/esp32.mpy" not in sim and "lamp/hal/simdev/bme280.mpy" in sim
+    # Between them the manifests ship every module; neither ships the manifests.
+    every = {
+        str(p.relative_to(repo / "firmware").with_suffix(".mpy"))
+        if p.name not in fw.ENTRY_POINTS
+        else p.name
+        for p in fw.sources(repo / "firmware")
+    }
+    assert paths | sim == every
+    assert not [p for p in paths | sim if p.startswith("manifest/")]
+
+
+def test_bundles_and_boards_pick_their_manifests():
+    assert ob.board_manifests(["esp32-devkitc", "esp32-s3-devkitc-1"]) == ["esp32"]
+    assert ob.board_manifests(["olimex-esp32-poe", "sim"]) == ["esp32", "sim"]
+    assert fw.manifests() == ["esp32", "sim"]
+    with pytest.raises(fw.FirmwareBuildError, match="no manifest 'esp8266'"):
+        fw.manifest_files("esp8266")
+
+
+def test_every_firmware_function_is_called_somewhere(repo):
+    # Dead code costs flash on every pole and, in a resident module, heap: each function
+    # and method the firmware defines is named somewhere else than its definition.
+    dirs = ("firmware", "controller", "tests", "bench")
+    texts = [p.read_text() for d in dirs for p in (repo / d).rglob("*.py")]
+    every = "\n".join(texts)
+    dead = []
+    for p in fw.sources(repo / "firmware"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if not node.name.startswith("__"):
+                    uses = len(re.findall(rf"\b{re.escape(node.name)}\b", every))
+                    if uses < 2:
+                        dead.append(f"{p.relative_to(repo)}: {node.name}")
+    assert dead == []
+
+
+def test_firmware_build_for_a_board_obeys_its_manifest(tmp_path, lanterna_cmd):
+    out = tmp_path / "esp32"
+    proc = subprocess.run(
+        [*lanterna_cmd, "firmware", "build", "--board", "esp32-devkitc", "--out", str(out)]
+        + ["--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    paths = {m["path"] for m in report["modules"]}
+    assert paths == {m.path for m in fw.build(tmp_path / "lib", manifest="esp32")}
+    assert "lamp/hal/esp32.mpy" in paths and "lamp/hal/sim.mpy" not in paths
+    assert not (out / "lamp" / "hal" / "simdev").exists()

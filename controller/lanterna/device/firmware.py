@@ -3,6 +3,11 @@
 The pole runs precompiled ``.mpy`` modules: they load without the compiler's RAM peak
 and drop docstrings and source. ``boot.py`` and ``main.py`` stay source, as MicroPython
 looks for them by those names.
+
+What an image holds is a board's manifest, ``firmware/manifest/<name>.py`` (docs/firmware.md,
+"Manifests"): an ESP32 image leaves out the simulator's HAL and device models, the sim's
+leaves out the ESP32 backend. A manifest is MicroPython's manifest style, run here with
+``module()`` and ``package()`` defined.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from lanterna.errors import LanternaError
 from lanterna.paths import REPO, firmware_dir, tool
 
 ENTRY_POINTS = ("boot.py", "main.py", "loader.py")  # stay source
+MANIFEST_DIR = "manifest"  # under the firmware tree; its files are never part of an image
 ROMFS_NAME = "lanterna.romfs"
 # What mounting an image costs the heap besides its own bytes (the buffer and VfsRom
 # objects, the mount entry), an upper bound measured on the unix port.
@@ -51,17 +57,90 @@ def mpy_cross(py: Path, dest: Path, cwd: Path | None = None) -> None:
 
 
 def sources(src: Path) -> list[Path]:
-    return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
+    """Every firmware file under `src` (the manifests are not firmware)."""
+    return sorted(
+        p
+        for p in src.rglob("*.py")
+        if "__pycache__" not in p.parts and p.relative_to(src).parts[0] != MANIFEST_DIR
+    )
 
 
-def build(out: Path, src: Path | None = None) -> list[Module]:
-    """Compile every firmware module into `out`; raises FirmwareBuildError on any failure."""
+def manifests(src: Path | None = None) -> list[str]:
+    """The names of the manifests in the firmware tree `src` (esp32, sim)."""
+    d = (src or firmware_dir()) / MANIFEST_DIR
+    return sorted(p.stem for p in d.glob("*.py")) if d.is_dir() else []
+
+
+def manifest_for_chip(chip: str) -> str:
+    """The manifest a board's chip runs: the sim's on the unix port, else the ESP32 port's
+    (esp32, esp32s3, ...: one MicroPython port, one image)."""
+    return "sim" if chip == "sim" else "esp32"
+
+
+def manifest_files(name: str, src: Path | None = None) -> list[Path]:
+    """The files of the firmware tree `src` that manifest `name` puts in an image.
+
+    The manifest calls ``module(path)`` for one file and ``package(path, exclude=(...))``
+    for a directory's every ``.py`` but the excluded files and directories (paths relative
+    to the tree). FirmwareBuildError for an unknown manifest or a path it names that is
+    not there.
+    """
     src = src or firmware_dir()
+    path = src / MANIFEST_DIR / f"{name}.py"
+    if not path.is_file():
+        known = ", ".join(manifests(src)) or "none"
+        raise FirmwareBuildError(f"no manifest {name!r} in {src / MANIFEST_DIR} (known: {known})")
+    every = sources(src)
+    picked: list[Path] = []
+
+    def module(rel: str) -> None:
+        p = src / rel
+        if p not in every:
+            raise FirmwareBuildError(f"{path}: module({rel!r}): no such firmware file")
+        picked.append(p)
+
+    def package(rel: str, exclude: tuple[str, ...] | list[str] = ()) -> None:
+        root = src / rel
+        if not root.is_dir():
+            raise FirmwareBuildError(f"{path}: package({rel!r}): no such directory")
+        for e in exclude:
+            if not (src / e).exists():
+                raise FirmwareBuildError(f"{path}: package({rel!r}): exclude {e!r}: not there")
+        for p in every:
+            r = p.relative_to(src).as_posix()
+            if p.is_relative_to(root) and not any(
+                r == e or r.startswith(e.rstrip("/") + "/") for e in exclude
+            ):
+                picked.append(p)
+
+    code = compile(path.read_text(), str(path), "exec")
+    exec(code, {"module": module, "package": package})  # noqa: S102 -- the project's own file
+    return sorted(set(picked))
+
+
+def image_files(src: Path | None, names: list[str] | tuple[str, ...]) -> list[Path]:
+    """What an image for these manifests holds (the union: a bundle for several boards
+    carries what each needs); every file when `names` is empty or the tree has no
+    manifests (a tree of one's own, as ``ota build SRC`` may be given)."""
+    src = src or firmware_dir()
+    if not names or not manifests(src):
+        return sources(src)
+    return sorted({p for n in names for p in manifest_files(n, src)})
+
+
+def build(
+    out: Path, src: Path | None = None, manifest: str | list[str] | tuple[str, ...] = ()
+) -> list[Module]:
+    """Compile the firmware modules manifest(s) `manifest` names (default: every module)
+    into `out`; raises FirmwareBuildError on any failure."""
+    src = src or firmware_dir()
+    names = [manifest] if isinstance(manifest, str) else list(manifest)
+    files = image_files(src, names)
     out = out.resolve()
     if out.exists():
         shutil.rmtree(out)
     modules = []
-    for py in sources(src):
+    for py in files:
         rel = py.relative_to(src)
         if str(rel) in ENTRY_POINTS:
             dest = out / rel
@@ -153,23 +232,24 @@ def romfs_heap(budget: int, image: Path) -> int:
 _CACHE_LAYOUT = b"mpy+romfs 1\0"  # bump when what a cached build holds changes
 
 
-def cached_build(src: Path | None = None, cache: Path | None = None) -> Path:
-    """The firmware compiled to .mpy, reused while the sources are unchanged.
+def cached_build(src: Path | None = None, cache: Path | None = None, manifest: str = "sim") -> Path:
+    """The firmware compiled to .mpy as manifest `manifest` has it (virtual nodes: sim),
+    reused while the sources are unchanged.
 
     Virtual nodes run what a pole runs: compiled modules, without the compiler's RAM peak.
-    The cache key is a hash of every source file; a build lands by rename, so concurrent
-    callers never see half of one.
+    The cache key is a hash of the manifest and every file it takes; a build lands by
+    rename, so concurrent callers never see half of one.
     """
     src = src or firmware_dir()
     cache = cache or REPO / "build" / "firmware-cache"
-    digest = hashlib.sha256(_CACHE_LAYOUT)
-    for py in sources(src):
+    digest = hashlib.sha256(_CACHE_LAYOUT + manifest.encode() + b"\0")
+    for py in image_files(src, [manifest]):
         digest.update(str(py.relative_to(src)).encode() + b"\0" + py.read_bytes())
     out = cache / digest.hexdigest()[:16]
     if not out.is_dir():
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
-        build(tmp / "fw", src)
+        build(tmp / "fw", src, manifest)
         (tmp / "fw" / ROMFS_NAME).write_bytes(app_image(tmp / "fw"))
         try:
             (tmp / "fw").rename(out)

@@ -105,7 +105,8 @@ def device_files(board_name: str, cfg: dict[str, Any]) -> dict[str, bytes]:
     """Everything provisioning writes, in the order it is written (the slot's manifest
     after its files; the config last, so a cut-short run never leaves a config without
     the firmware it is for)."""
-    build = fw.cached_build()
+    chip = json.loads(board_file(board_name).read_text())["chip"]
+    build = fw.cached_build(manifest=fw.manifest_for_chip(chip))  # a pole's: no simulator
     files = fw.factory_files(build, fw.firmware_version())
     files["main.py"] = (firmware_dir() / "loader.py").read_bytes()
     files["board.json"] = board_file(board_name).read_bytes()

@@ -100,6 +100,19 @@ def check_boards(boards: list[str] | tuple[str, ...]) -> list[str]:
     return sorted(set(boards)) if boards else known
 
 
+def board_manifests(boards: list[str]) -> list[str]:
+    """The firmware manifests the boards' chips run (docs/firmware.md, "Manifests"): a
+    bundle holds their union, so an ESP32-only bundle carries no simulator code."""
+    out = set()
+    for b in boards:
+        try:
+            chip = json.loads((boards_dir() / f"{b}.json").read_text())["chip"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BadInput(f"board {b}: no chip in its board file ({e})") from None
+        out.add(fw.manifest_for_chip(chip))
+    return sorted(out)
+
+
 def _firmware_at(src: Path, version: str, dest: Path) -> Path:
     # The firmware reports lamp.VERSION, so the bundle's version goes into a copy of the
     # tree: what a node says it runs is what the manifest says it got.
@@ -172,7 +185,7 @@ def build(
     t = int(time.time()) if created is None else created
     with tempfile.TemporaryDirectory(prefix="lanterna-ota-") as tmp:
         tree = _firmware_at(src, version, Path(tmp))
-        fw.build(Path(tmp) / "fw", tree)
+        fw.build(Path(tmp) / "fw", tree, board_manifests(board_list))
         files = {
             "main.py": (Path(tmp) / "fw" / "main.py").read_bytes(),
             fw.ROMFS_NAME: fw.app_image(Path(tmp) / "fw"),
