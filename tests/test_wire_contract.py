@@ -9,12 +9,15 @@ import json
 import re
 from pathlib import Path
 
+import click
 import jsonschema
 import pytest
 
 from lamp import faults, numbers
 from lamp.cmd import args as fwargs
 from lamp.ota import fetch
+from lanterna.cli import commands, ota, params
+from lanterna.ota import server
 from lanterna.wire import numbers as wire
 from lanterna.wire import protocol
 
@@ -129,3 +132,26 @@ def test_the_node_s_chunk_request_validates_against_ota_req():
         assert (req["offset"], req["n"]) == (off, n)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads(fetch.request("ab" * 32, 0, most + 1)), schema("ota_req"))
+
+
+def test_the_cli_s_ranges_are_the_node_s_argument_table():
+    def opt(cmd: click.Command, name: str) -> click.Parameter:
+        return next(p for p in cmd.params if p.name == name)
+
+    def bounds(p: click.Parameter) -> tuple:
+        return (p.type.min, p.type.max)  # type: ignore[attr-defined]
+
+    dim, ident = fwargs.DIM_ARGS, fwargs.IDENTIFY_ARGS
+    assert bounds(opt(commands.dim, "fade")) == dim["fade_s"][1:]
+    assert commands.MAX_HOLD_S == dim["until_s"][2]
+    assert bounds(opt(commands.identify, "seconds")) == ident["seconds"][1:]
+    assert bounds(opt(commands.reboot, "delay")) == fwargs.REBOOT_ARGS["delay_s"][1:]
+    rollout = ota.ota.commands["rollout"]
+    assert bounds(opt(rollout, "chunk")) == fwargs.OTA_ARGS["chunk"][1:]
+    assert server.MAX_CHUNK == fwargs.OTA_ARGS["chunk"][2]
+    level = params.Level()
+    lo, hi = dim["level"][1:]
+    assert level.convert(str(hi), None, None) == hi and level.convert(str(lo), None, None) == lo
+    for bad in (str(lo - 1), str(hi + 1)):
+        with pytest.raises(click.ClickException):
+            level.convert(bad, None, None)

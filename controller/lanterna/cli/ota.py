@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from lamp.cmd.args import OTA_ARGS
 from lanterna.cli.commands import select_nodes
 from lanterna.cli.options import json_option, pass_ctx, prefix_option, selection
 from lanterna.cli.output import emit_json, table
@@ -300,7 +301,12 @@ def _show(c: Ctx, rid: int | None, as_json: bool) -> None:
     show_default=True,
     help="Seconds a node may take from the offer to its confirmed new version.",
 )
-@click.option("--chunk", type=click.IntRange(256, 4096), default=1024, show_default=True)
+@click.option(
+    "--chunk",
+    type=click.IntRange(*OTA_ARGS["chunk"][1:]),  # the node's range (lamp.cmd.args)
+    default=OTA_ARGS["chunk"][0],
+    show_default=True,
+)
 @click.option(
     "--key",
     type=click.Path(dir_okay=False, path_type=Path),

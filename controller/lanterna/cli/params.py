@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from lamp.cmd.args import DIM_ARGS
 from lanterna.errors import EXIT_MALFORMED
 
 
@@ -67,8 +68,9 @@ class Level(click.ParamType):
             lv = int(value)
         except ValueError:
             raise MalformedValue(f"{what}: {value!r} is not 0-100 or auto") from None
-        if not 0 <= lv <= 100:
-            raise MalformedValue(f"{what}: {lv} is outside 0-100")
+        lo, hi = DIM_ARGS["level"][1:]  # the node's range (lamp.cmd.args)
+        if not lo <= lv <= hi:
+            raise MalformedValue(f"{what}: {lv} is outside {lo}-{hi}")
         return lv
 
 

@@ -292,4 +292,3 @@ def parse_duration(text: str) -> int:
     if s <= 0:
         raise ValueError(f"{text!r}: a duration must be above zero")
     return s
-

@@ -18,11 +18,12 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
+from lamp.cmd.args import OTA_ARGS
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.context import Broker
 from lanterna.wire.topics import PREFIX
 
-MAX_CHUNK = 4096  # what a node may ask for at once (its MQTT buffer is larger)
+MAX_CHUNK = OTA_ARGS["chunk"][2]  # what a node may ask for at once (lamp.cmd.args)
 
 
 class ServerError(Exception):

@@ -5,13 +5,17 @@
 from lamp.check import ConfigError, checked
 from lamp.numbers import CONFIG_SET, DIM, IDENTIFY, OTA, REBOOT, SCHEDULE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # type comments only: MicroPython has no typing module
+    from typing import Any  # noqa: F401 -- named in type comments
+
 # dim: a level (null: back to the schedule, optionally fading) held until_s seconds
 # (0: until the next dim).
 DIM_ARGS = {"fade_s": (0, 0, 3600), "level": (0, 0, 100), "until_s": (0, 0, 604800)}
 REBOOT_ARGS = {"delay_s": (0, 0, 60)}
-IDENTIFY_ARGS = {"seconds": (10, 1, 600)}
+IDENTIFY_ARGS = {"seconds": (10, 1, 600)}  # type: dict[str, tuple[int, int, int]]
 # ota: the offer of a bundle (docs/ota.md, "Delivery"); lamp.ota checks the bundle.
-OTA_ARGS = {
+OTA_ARGS = {  # type: dict[str, Any]
     "version": ("", str),
     "bundle": ("", str),
     "size": (0, 1, 4000000),  # bytes of the bundle
@@ -20,7 +24,7 @@ OTA_ARGS = {
 # schedule: only its shape here, lamp.schedule_parse validates the schedule itself;
 # config_set: key is one of the keys the node lets it change (lamp.cmd.control), value
 # any JSON that lamp.config then checks as at boot.
-ARGS = {
+ARGS = {  # type: dict[str, dict[str, Any]]
     DIM: DIM_ARGS,
     SCHEDULE: {"schedule": (None, dict)},
     CONFIG_SET: {"key": ("", str)},
