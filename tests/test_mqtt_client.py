@@ -1,4 +1,4 @@
-"""lamp.mqtt (the node's MQTT 3.1.1 client) in MicroPython against a real mosquitto, and
+"""lamp.net.mqtt (the node's MQTT 3.1.1 client) in MicroPython against a real mosquitto, and
 against a fake broker written here that sends what mosquitto never would.
 
 The MicroPython side is tests/firmware/check_mqtt.py's node(): it prints a STATE line on

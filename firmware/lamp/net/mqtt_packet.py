@@ -1,6 +1,6 @@
 # MQTT 3.1.1 wire format (OASIS mqtt-v3.1.1-os; "sec." below is that document): the
 # bytes of the packets the node sends, and an incremental parser of the ones a broker
-# sends. Split from lamp.mqtt (the session: outbox, keepalive, reconnect) so the codec
+# sends. Split from lamp.net.mqtt (the session: outbox, keepalive, reconnect) so the codec
 # is tested byte by byte without a socket. Everything a broker sends is checked before
 # it is believed: a malformed packet raises ValueError and the session drops the link.
 try:
