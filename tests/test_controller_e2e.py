@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from observer import Observer
 
-from lanterna.store.db import Store
+from lanterna.store import Store
 
 LANTERNA = [str(Path(sys.executable).with_name("lanterna"))]
 PWM = "pwm duty "
@@ -158,26 +158,17 @@ def test_dim_a_site_acks_every_node_and_only_that_site_changes(fleet):
 
 
 def test_the_store_holds_every_telemetry_message_across_a_broker_restart(fleet, mosquitto):
-    import paho.mqtt.client as mqtt
-
+    fleet.sims([("greenwich", 5)], tele_s=10, warp=10)
     # An independent witness with its own durable session: what the broker delivered.
-    seen: dict[str, int] = {}
-    lock = threading.Lock()
-    w = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="witness", clean_session=False)
-    w.username_pw_set("controller", mosquitto.users["controller"])
+    w = Observer(mosquitto, ["lanterna/v1/+/+/tele"], client_id="witness", clean=False)
 
-    def on_message(_c, _u, m) -> None:  # type: ignore[no-untyped-def]
-        with lock:
+    def witnessed() -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for m in list(w.msgs):
             node = m.topic.split("/")[-2]
             seen[node] = seen.get(node, 0) + 1
+        return seen
 
-    w.on_message = on_message
-    w.on_connect = lambda c, *_: c.subscribe("lanterna/v1/+/+/tele", qos=1)
-    w.reconnect_delay_set(0.1, 1)
-
-    fleet.sims([("greenwich", 5)], tele_s=10, warp=10)
-    w.connect("127.0.0.1", mosquitto.port)
-    w.loop_start()
     try:
         fleet.spawn("serve", "--report-s", "60")
         fleet.wait(lambda s: len(online(s)) == 5, 120, "5 nodes online")
@@ -206,12 +197,11 @@ def test_the_store_holds_every_telemetry_message_across_a_broker_restart(fleet, 
         # Stop the nodes, then everything in flight settles before counting.
         fleet.procs[0].send_signal(signal.SIGTERM)
         fleet.procs[0].wait(30)
-        with lock:
-            total_seen = sum(seen.values())
+        total_seen = sum(witnessed().values())
         fleet.wait(lambda s: s.telemetry_count() >= total_seen, 30, "the store to catch up")
     finally:
-        w.loop_stop()
-        w.disconnect()
+        w.stop()
+    seen = witnessed()
     with fleet.store() as s:
         for node in seen:
             rows = s.energy_series(node, 0, 2**40)
