@@ -3,5 +3,6 @@
 ``keys`` makes and loads the RSA-3072 signing key (the private half never leaves the
 controller's home); ``bundle`` builds and reads signed bundles as strictly as a node;
 ``server`` answers the nodes' chunk requests over MQTT; ``rollout`` runs canary and waves
-with health gates, its state in the store so a killed controller resumes.
+with health gates (``plan`` checks and lays out the waves), its state in the store
+(``rollout_store``) so a killed controller resumes.
 """

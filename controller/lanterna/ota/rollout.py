@@ -20,213 +20,31 @@ no further offers (nodes already downloading finish or fail on their own).
 from __future__ import annotations
 
 import json
-import math
 import queue
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 from lanterna.context import Broker
+
+# The plan and the store's tables, re-exported: a rollout is used through this module.
+from lanterna.ota.plan import (  # noqa: F401
+    ACTIVE,
+    IN_FLIGHT,
+    SETTLED,
+    Plan,
+    RolloutError,
+    assign_waves,
+    check_canary,
+    parse_share,
+    parse_waves,
+)
+from lanterna.ota.rollout_store import Rollouts, summary  # noqa: F401
 from lanterna.store.db import Node, Store
 from lanterna.wire import numbers as N
 from lanterna.wire.topics import PREFIX
-
-ACTIVE = ("running", "paused")
-SETTLED = ("done", "failed", "refused")
-IN_FLIGHT = ("offered", "downloading", "installing", "trial")
-_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
-
-
-class RolloutError(Exception):
-    """One line for the operator: a bad plan, no such rollout, one already active."""
-
-
-@dataclass
-class Plan:
-    canary: str | None = None  # "N" nodes or "P%"
-    waves: tuple[float, ...] = (1.0,)  # cumulative shares of the nodes, the last 1.0
-    max_failures: float = 0.1  # of the settled nodes; above it the rollout halts
-    health_window: float = 60.0  # s between a wave settled and the next one offered
-    timeout: float = 900.0  # s from offer to settled, per node
-    chunk: int = 1024
-
-
-def parse_share(text: str, what: str, zero: bool = False) -> float:
-    """'10%' -> 0.1; RolloutError naming the option otherwise."""
-    m = _PERCENT.match(text.strip())
-    if not m or not (0 if zero else 1e-9) <= float(m.group(1)) <= 100:
-        raise RolloutError(f"{what}: expected a percentage like 10%, got {text!r}")
-    return float(m.group(1)) / 100
-
-
-def parse_waves(text: str) -> tuple[float, ...]:
-    waves = tuple(parse_share(w, "--waves") for w in text.split(","))
-    if any(b <= a for a, b in zip(waves, waves[1:], strict=False)) or waves[-1] != 1.0:
-        raise RolloutError(f"--waves: rising percentages ending at 100%, got {text!r}")
-    return waves
-
-
-def check_canary(text: str | None) -> str | None:
-    if text is None:
-        return None
-    if text.isdigit() and int(text) > 0:
-        return text
-    parse_share(text, "--canary")
-    return text
-
-
-def assign_waves(nodes: Sequence[str], plan: Plan) -> dict[str, int]:
-    """node -> wave: wave 0 the canary (when there is one), then the waves' cumulative
-    shares of all the nodes, in node order (so a rerun assigns the same way)."""
-    ordered = sorted(nodes)
-    total = len(ordered)
-    out: dict[str, int] = {}
-    done = 0
-    wave = 0
-    if plan.canary:
-        c = plan.canary
-        n = int(c) if c.isdigit() else math.ceil(parse_share(c, "--canary") * total)
-        for node in ordered[: min(max(n, 1), total)]:
-            out[node] = 0
-        done = len(out)
-        wave = 1
-    for share in plan.waves:
-        upto = max(done, math.ceil(share * total))
-        if upto > done:
-            for node in ordered[done:upto]:
-                out[node] = wave
-            done = upto
-            wave += 1
-    return out
-
-
-# -- persistence ---------------------------------------------------------------------------
-
-
-class Rollouts:
-    """The rollout tables of the store."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.db = store.db
-
-    def create(
-        self,
-        bundle: str,
-        bundle_id: str,
-        version: str,
-        size: int,
-        target: dict[str, Any],
-        plan: Plan,
-        waves: dict[str, int],
-    ) -> int:
-        now = time.time()
-        with self.store.tx() as db:
-            active = db.execute(
-                "SELECT id, state FROM rollouts WHERE state IN ('running', 'paused')"
-            ).fetchone()
-            if active:
-                raise RolloutError(
-                    f"rollout {active['id']} is {active['state']}: abort it or let it finish first"
-                )
-            cur = db.execute(
-                "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
-                " created, updated) VALUES (?,?,?,?,?,?,'running',?,?)",
-                (bundle, bundle_id, version, size, json.dumps(target), _plan_json(plan), now, now),
-            )
-            rid = int(cur.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO rollout_nodes (rollout, node, wave, state, since, updated)"
-                " VALUES (?,?,?,'pending',?,?)",
-                [(rid, n, w, now, now) for n, w in waves.items()],
-            )
-        return rid
-
-    def refuse(self, bundle: str, why: str) -> int:
-        """A bundle the controller would not offer (malformed, tampered, signed by another
-        key): recorded as a rollout that never started, so `ota status` shows why."""
-        now = time.time()
-        with self.store.tx() as db:
-            cur = db.execute(
-                "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
-                " detail, created, updated) VALUES (?, '', '?', 0, '{}', '{}', 'refused', ?,"
-                " ?, ?)",
-                (bundle, why, now, now),
-            )
-            return int(cur.lastrowid or 0)
-
-    def get(self, rid: int | None = None) -> dict[str, Any]:
-        """A rollout by id; without one, the active one, else the latest."""
-        if rid is not None:
-            r = self.db.execute("SELECT * FROM rollouts WHERE id=?", (rid,)).fetchone()
-        else:
-            r = self.db.execute(
-                "SELECT * FROM rollouts ORDER BY state IN ('running', 'paused') DESC, id DESC"
-            ).fetchone()
-        if r is None:
-            raise RolloutError(f"no rollout {rid}" if rid is not None else "no rollouts yet")
-        out = dict(r)
-        out["target"] = json.loads(out["target"])
-        out["plan"] = json.loads(out["plan"])
-        return out
-
-    def plan(self, r: dict[str, Any]) -> Plan:
-        p = dict(r["plan"])
-        p["waves"] = tuple(p["waves"])
-        return Plan(**p)
-
-    def nodes(self, rid: int) -> list[dict[str, Any]]:
-        q = "SELECT * FROM rollout_nodes WHERE rollout=? ORDER BY wave, node"
-        return [dict(r) for r in self.db.execute(q, (rid,))]
-
-    def set_state(self, rid: int, state: str, detail: str | None = None) -> None:
-        with self.store.tx() as db:
-            db.execute(
-                "UPDATE rollouts SET state=?, detail=coalesce(?, detail), updated=? WHERE id=?",
-                (state, detail, time.time(), rid),
-            )
-
-    def set_node(self, rid: int, node: str, state: str, **fields: Any) -> None:
-        now = time.time()
-        cols = ["state=?", "updated=?", "since=CASE WHEN state=? THEN since ELSE ? END"]
-        vals: list[Any] = [state, now, state, now]
-        for k in ("progress", "result", "detail", "from_version"):
-            if k in fields:
-                cols.append(f"{k}=?")
-                vals.append(fields[k])
-        with self.store.tx() as db:
-            db.execute(
-                f"UPDATE rollout_nodes SET {', '.join(cols)} WHERE rollout=? AND node=?",
-                (*vals, rid, node),
-            )
-
-    def requeue(self, rid: int) -> int:
-        """On resume: every node in flight is offered again (idempotent on the node)."""
-        with self.store.tx() as db:
-            cur = db.execute(
-                "UPDATE rollout_nodes SET state='pending', since=? WHERE rollout=? AND state IN"
-                " ('offered', 'downloading', 'installing', 'trial')",
-                (time.time(), rid),
-            )
-            return cur.rowcount
-
-
-def _plan_json(plan: Plan) -> str:
-    d = asdict(plan)
-    d["waves"] = list(plan.waves)
-    return json.dumps(d)
-
-
-def summary(nodes: Sequence[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for n in nodes:
-        out[n["state"]] = out.get(n["state"], 0) + 1
-    return out
-
 
 # -- the orchestrator ------------------------------------------------------------------------
 
