@@ -27,13 +27,14 @@ def write_json_atomic(path, obj):
     # renamed over the old one, so a power cut leaves the old file or the new one, never
     # half of one (littlefs and POSIX rename atomically). A FAT that refuses to rename
     # over a file (EEXIST) has the old one removed first; any other error leaves the old
-    # file as it was. obj: a JSON value, or its text already made (str or bytes: written
-    # as it is). Raises OSError.
+    # file as it was. obj: a JSON value, or its text already made (str, bytes or
+    # bytearray: written as it is). Raises OSError.
     import os
 
     tmp = path + ".tmp"
-    with open(tmp, "wb" if isinstance(obj, bytes) else "w") as f:
-        if isinstance(obj, (str, bytes)):
+    raw = isinstance(obj, (bytes, bytearray))
+    with open(tmp, "wb" if raw else "w") as f:
+        if raw or isinstance(obj, str):
             f.write(obj)
         else:
             import json

@@ -19,6 +19,7 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
+from lamp import write_json_atomic
 from lamp.numbers import (  # noqa: F401 -- the states and results: re-exported
     DOWNLOADED,
     DOWNLOADING,
@@ -401,9 +402,7 @@ class Install:
             except OSError:
                 pass
         _clear(d)
-        with open(d + _PENDING + ".new", "wb") as f:
-            f.write(mb)
-        os.rename(d + _PENDING + ".new", d + _PENDING)
+        write_json_atomic(d + _PENDING, mb)
         self._m, self.bundle, self.version = m, bundle, v
         self.total = total(len(mb), m["files"])
         self.state = DOWNLOADING
@@ -444,9 +443,7 @@ class Install:
             d = self._dir
             with open(d + _PENDING, "rb") as f:
                 mb = f.read()
-            with open(d + MANIFEST + ".new", "wb") as f:
-                f.write(mb)
-            os.rename(d + MANIFEST + ".new", d + MANIFEST)
+            write_json_atomic(d + MANIFEST, mb)
             st = _boot_state(self.slot, self.running, True, R_INITIAL, "installing " + self.version)
             _put(self.root, st)
             # Last: a cut before this leaves the download resumable at its end marker (the
