@@ -155,3 +155,14 @@ def test_the_cli_s_ranges_are_the_node_s_argument_table():
     for bad in (str(lo - 1), str(hi + 1)):
         with pytest.raises(click.ClickException):
             level.convert(bad, None, None)
+
+
+def test_the_topic_tree_is_the_same_on_both_sides():
+    from lamp import numbers as fw
+    from lanterna.wire import topics
+
+    for name in ("PREFIX", "STATUS", "STATE", "TELE", "EVENT", "ACK", "CMD", "OTA_REQ", "OTA_DATA"):
+        assert getattr(topics, name) == getattr(fw, name), name
+    assert topics.node_topic(topics.PREFIX, "baixa", "baixa-001", topics.TELE) == (
+        "lanterna/v1/baixa/baixa-001/tele"
+    )

@@ -49,6 +49,7 @@ from lanterna.broker.tls import (
 )
 from lanterna.files import write_atomic
 from lanterna.ota.server import MAX_CHUNK
+from lanterna.wire import topics as T
 
 CONF, PASSWD, ACL = "mosquitto.conf", "passwd", "acl"
 
@@ -212,7 +213,7 @@ def acl_text(nodes: Sequence[tuple[str, str]], controller: str, prefix: str = N.
         f"topic readwrite {root}/#",
     ]
     for node, site in nodes:
-        base = f"{prefix}/{site}/{node}"
+        base = T.node_topic(prefix, site, node, "").rstrip("/")
         out += ["", f"user {node}"]
         out += [f"topic write {base}/{leaf}" for leaf in NODE_WRITES]
         out += [f"topic read {base}/{leaf}" for leaf in NODE_READS]

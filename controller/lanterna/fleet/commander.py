@@ -24,6 +24,7 @@ from typing import Any
 from lanterna.context import Broker
 from lanterna.store.db import Node, Store
 from lanterna.wire import protocol
+from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 COAP_RESOURCES = {"dim": "dim", "schedule": "schedule"}
@@ -121,7 +122,7 @@ class Commander:
                 failure.append(str(rc))
                 subscribed.set()
                 return
-            c.subscribe(f"{self.prefix}/+/+/ack", qos=1)
+            c.subscribe(T.fleet_filter(self.prefix, T.ACK), qos=1)
 
         def on_subscribe(*_a: Any) -> None:
             subscribed.set()
@@ -161,7 +162,9 @@ class Commander:
                     sent[n.id] = i
                     outcomes[n.id].attempts += 1
                     outcomes[n.id].command = i
-                    c.publish(f"{self.prefix}/{n.site}/{n.id}/cmd", protocol.encode(env), qos=1)
+                    c.publish(
+                        T.node_topic(self.prefix, n.site, n.id, T.CMD), protocol.encode(env), qos=1
+                    )
                 deadline = time.monotonic() + timeout
                 again: list[Node] = []
                 waiting = {n.id: n for n in pending}

@@ -26,6 +26,7 @@ from typing import Any
 
 from lanterna.context import Broker
 from lanterna.store.db import Store
+from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 LEAVES = ("status", "state", "tele", "event")
@@ -90,7 +91,7 @@ class Ingest:
             self.refused = str(rc)
             return
         self.stats.connects += 1
-        topics = [(f"{self.prefix}/+/+/{leaf}", 1) for leaf in LEAVES]
+        topics = [(T.fleet_filter(self.prefix, leaf), 1) for leaf in LEAVES]
         c.subscribe(topics)
         self.connected.set()
 

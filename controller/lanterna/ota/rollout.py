@@ -44,6 +44,7 @@ from lanterna.ota.plan import (  # noqa: F401
 from lanterna.ota.rollout_store import Rollouts, summary  # noqa: F401
 from lanterna.store.db import Node, Store
 from lanterna.wire import numbers as N
+from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 # -- the orchestrator ------------------------------------------------------------------------
@@ -80,7 +81,12 @@ class Orchestrator:
         self._watch = broker.client("lanterna-rollout-" + uuid.uuid4().hex[:8])
         self._watch.on_connect = lambda c, _u, _f, rc, _p: (
             rc.is_failure
-            or c.subscribe([(f"{self.prefix}/+/+/event", 1), (f"{self.prefix}/+/+/state", 1)])
+            or c.subscribe(
+                [
+                    (T.fleet_filter(self.prefix, T.EVENT), 1),
+                    (T.fleet_filter(self.prefix, T.STATE), 1),
+                ]
+            )
         )
         self._watch.on_message = self._on_message
         self._wake = threading.Event()

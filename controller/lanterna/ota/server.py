@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from lamp.cmd.args import OTA_ARGS
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.context import Broker
+from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 MAX_CHUNK = OTA_ARGS["chunk"][2]  # what a node may ask for at once (lamp.cmd.args)
@@ -99,7 +100,7 @@ class ChunkServer:
             self._refused = f"refused ({rc})"
             self._ready.set()
             return
-        c.subscribe(self.prefix + "+/+/ota/req", qos=1)  # again after every reconnect
+        c.subscribe(T.fleet_filter(self.prefix, T.OTA_REQ), qos=1)  # again after every reconnect
 
     def _on_message(self, _c, _u, m) -> None:
         parts = m.topic[len(self.prefix) :].split("/")
@@ -119,5 +120,5 @@ class ChunkServer:
                 return
             data = bundle[off : off + n]
             self.stats.bytes += len(data)
-        topic = f"{self.prefix}{parts[0]}/{parts[1]}/ota/data"
+        topic = T.node_topic(self.prefix, parts[0], parts[1], T.OTA_DATA)
         self.c.publish(topic, struct.pack(">I", off) + data, qos=1)
