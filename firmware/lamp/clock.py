@@ -1,6 +1,11 @@
 # The only source of time on the node. Everything else asks here for "now" (UTC epoch
 # seconds, 1970-based on every port) and for monotonic milliseconds, and sleeps through
 # here, so the sim can warp time (a night in seconds) and tests can step it by hand.
+# At warp (the sim), node time moves only when a task's sleep or wait here ends: to the
+# earliest deadline due, never ahead of `warp` times the host's time. So it never passes
+# a deadline whose task has not run yet, and what the node computes costs no node time:
+# a busy or stalled host slows node time down, but the node acts at the same node times
+# however fast the host runs. Warp 1 (the pole) is plain real time.
 # It also owns local time (one POSIX TZ zone, lamp.tz), and the "valid" flag: whether
 # the wall clock can be trusted (set by NTP, a plausible external RTC read, or kept
 # across a soft reset), which the schedule needs to choose clock time over photocell.
@@ -50,6 +55,10 @@ class Clock:
         self.manual = manual
         self._last = _ticks()
         self._mono = 0  # warped monotonic ms since setup; accumulated so ticks may wrap
+        # At warp only: the deadlines (mono ms) that tasks sleep or wait for, and how far
+        # `warp` times the host's time since the first wait would have taken node time.
+        self._due = [] if warp > 1 and not manual else None  # type: list | None
+        self._host = None
         if start is None:
             # The port's RTC: on the pole unset until NTP or the external RTC sets it.
             start = int(time.time()) + _EPOCH_OFFSET
@@ -61,8 +70,8 @@ class Clock:
         self._base = start  # UTC seconds at _mono == 0
 
     def _update(self):
-        if self.manual:
-            return
+        if self.manual or self._due is not None:
+            return  # at warp, node time moves in _until only
         now = _ticks()
         self._mono += _ticks_diff(now, self._last) * self.warp
         self._last = now
@@ -90,12 +99,14 @@ class Clock:
         if self.manual:
             self._mono += ms
             await _sleep_ms(0)
-        elif ms > 0:
-            # At least a real millisecond: at a high warp a 100 ms sampling loop would
-            # otherwise spin without ever sleeping and starve every other task.
-            await _sleep_ms(ms // self.warp or 1)
-        else:
+        elif ms <= 0:
             await _sleep_ms(0)
+        elif self._due is None:
+            await _sleep_ms(ms)
+        else:
+            # At least a real millisecond (`warp` ms of node time): at a high warp a 100 ms
+            # sampling loop would otherwise hold node time to 100 ms per wake-up.
+            await self._until(self._due, self._mono + max(ms, self.warp), None)
 
     async def wait_ms(self, event, ms):
         # Wait for `event` at most `ms` (node time); True if it was set. A manual clock
@@ -106,11 +117,50 @@ class Clock:
             self._mono += ms
             await _sleep_ms(0)
             return event.is_set()
+        if self._due is not None:
+            # To the millisecond of node time: the lighting loop's steps.
+            return await self._until(self._due, self._mono + max(ms, 1), event)
         try:
-            await asyncio.wait_for_ms(event.wait(), ms // self.warp)
+            await asyncio.wait_for_ms(event.wait(), ms)
             return True
         except asyncio.TimeoutError:
             return False
+
+    def _host_ms(self):
+        # At warp: `warp` times the host's time since the first wait; node time never
+        # runs ahead of it.
+        now = _ticks()
+        self._host += _ticks_diff(now, self._last) * self.warp
+        self._last = now
+        return self._host
+
+    async def _until(self, dues, due, event):
+        # At warp: until node time reaches `due` (False) or `event` is set (True). `dues`
+        # is self._due, with `due` in it meanwhile. Node time moves only here, when a
+        # task resumes from its sleep: to the earliest deadline due, as far as the host's
+        # time allows. Each round sleeps at least a host millisecond (no task spins):
+        # until the host's time allows `due` (rounded up) or, when an earlier deadline
+        # holds node time, for that deadline's task to run.
+        if self._host is None:  # the first wait: the boot before it took no node time
+            self._last = _ticks()
+            self._host = self._mono
+        dues.append(due)
+        try:
+            while True:
+                ms = max(1, -((self._host_ms() - due) // self.warp))
+                if event is None:
+                    await _sleep_ms(ms)
+                else:
+                    try:
+                        await asyncio.wait_for_ms(event.wait(), ms)
+                        return True  # at the node time of whoever set it
+                    except asyncio.TimeoutError:
+                        pass
+                self._mono = min(self._host_ms(), min(dues))
+                if self._mono >= due:
+                    return False
+        finally:
+            dues.remove(due)  # also when the task is cancelled (a dimmer fade)
 
 
 _clock = Clock()
