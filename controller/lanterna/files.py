@@ -6,7 +6,26 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+
+def land(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
+    """`data` written and synced under a random temporary name beside `path`, created
+    with `mode` from the start, then `put(tmp, path)` puts it in place (os.replace, or a
+    link that refuses to clobber); the temporary name never outlives the call."""
+    # mkstemp creates the file 0600 with O_EXCL; fchmod only ever widens a public file.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        put(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> bool:
@@ -19,17 +38,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> bool:
             return False
     except FileNotFoundError:
         pass
-    # mkstemp creates the file 0600 with O_EXCL; fchmod only ever widens a public file.
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    land(path, data, mode, os.replace)
     return True
 
 

@@ -393,24 +393,24 @@ def _change(c: Ctx, rollout: int | None, to: str) -> dict[str, Any]:
     return r
 
 
-@ota.command("pause")
-@click.argument("rollout", type=int, required=False)
-@pass_ctx
-@rollout_errors
-def ota_pause(c: Ctx, rollout: int | None) -> None:
-    """Offer no more nodes until `ota resume` (downloads under way go on)."""
-    r = _change(c, rollout, "pause")
-    click.echo(f"rollout {r['id']} paused")
+def _state_command(verb: str, done: str, doc: str) -> click.Command:
+    @ota.command(verb, help=doc)
+    @click.argument("rollout", type=int, required=False)
+    @pass_ctx
+    @rollout_errors
+    def change(c: Ctx, rollout: int | None) -> None:
+        r = _change(c, rollout, verb)
+        click.echo(f"rollout {r['id']} {done}")
+
+    return change
 
 
-@ota.command("abort")
-@click.argument("rollout", type=int, required=False)
-@pass_ctx
-@rollout_errors
-def ota_abort(c: Ctx, rollout: int | None) -> None:
-    """Stop the rollout for good: nothing more is offered or served."""
-    r = _change(c, rollout, "abort")
-    click.echo(f"rollout {r['id']} aborted")
+ota_pause = _state_command(
+    "pause", "paused", "Offer no more nodes until `ota resume` (downloads under way go on)."
+)
+ota_abort = _state_command(
+    "abort", "aborted", "Stop the rollout for good: nothing more is offered or served."
+)
 
 
 @ota.command("resume")

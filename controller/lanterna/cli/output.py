@@ -5,23 +5,11 @@ Logs and progress go to stderr; stdout carries only the result, so it pipes clea
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command ``--json``; the command receives it as ``as_json``."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def emit_json(data: Any) -> None:

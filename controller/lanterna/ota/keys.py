@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from lanterna.files import land
 
 ALG = "rsa3072-pkcs1v15-sha256"
 KEY_BITS = 3072
@@ -63,30 +64,23 @@ def key_id(n: int) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
-    # Born 0600 under a random temp name (mkstemp: O_EXCL), so never world-readable, not
-    # even before the chmod; it lands by link or rename: a crash leaves the old key or the
-    # new one, never half of one.
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    # Born 0600 under a random temp name (files.land), so never world-readable, not even
+    # before the chmod; it lands by link or rename: a crash leaves the old key or the new
+    # one, never half of one.
+    def link(tmp: Path, dest: Path) -> None:
         if force:
-            os.replace(tmp, path)
+            os.replace(tmp, dest)
             return
         try:
-            os.link(tmp, path)  # never clobbers: fails if a key appeared meanwhile
+            os.link(tmp, dest)  # never clobbers: fails if a key appeared meanwhile
         except FileExistsError:
-            raise KeyExists(f"{path} already exists") from None
+            raise KeyExists(f"{dest} already exists") from None
         except OSError:  # a filesystem without hard links
-            if path.exists():
-                raise KeyExists(f"{path} already exists") from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            if dest.exists():
+                raise KeyExists(f"{dest} already exists") from None
+            os.replace(tmp, dest)
+
+    land(path, data, mode, link)
 
 
 def keygen(directory: Path, force: bool = False) -> PublicKey:
