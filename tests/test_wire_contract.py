@@ -124,7 +124,7 @@ def test_a_coap_put_of_another_command_gets_an_ack_the_controller_reads():
 
 def test_the_node_s_chunk_request_validates_against_ota_req():
     jsonschema.Draft202012Validator.check_schema(schema("ota_req"))
-    most = fwargs.OTA_ARGS["chunk"][2]
+    most = fwargs.ARGS["ota"]["chunk"][2]
     assert schema("ota_req")["properties"]["n"]["maximum"] == most
     for off, n in ((0, 1024), (123456, most), (7, 1)):
         req = json.loads(fetch.request("ab" * 32, off, n))
@@ -141,14 +141,14 @@ def test_the_cli_s_ranges_are_the_node_s_argument_table():
     def bounds(p: click.Parameter) -> tuple:
         return (p.type.min, p.type.max)  # type: ignore[attr-defined]
 
-    dim, ident = fwargs.DIM_ARGS, fwargs.IDENTIFY_ARGS
+    dim, ident = fwargs.ARGS["dim"], fwargs.ARGS["identify"]
     assert bounds(opt(commands.dim, "fade")) == dim["fade_s"][1:]
     assert commands.MAX_HOLD_S == dim["until_s"][2]
     assert bounds(opt(commands.identify, "seconds")) == ident["seconds"][1:]
-    assert bounds(opt(commands.reboot, "delay")) == fwargs.REBOOT_ARGS["delay_s"][1:]
+    assert bounds(opt(commands.reboot, "delay")) == fwargs.ARGS["reboot"]["delay_s"][1:]
     rollout = ota.ota.commands["rollout"]
-    assert bounds(opt(rollout, "chunk")) == fwargs.OTA_ARGS["chunk"][1:]
-    assert server.MAX_CHUNK == fwargs.OTA_ARGS["chunk"][2]
+    assert bounds(opt(rollout, "chunk")) == fwargs.ARGS["ota"]["chunk"][1:]
+    assert server.MAX_CHUNK == fwargs.ARGS["ota"]["chunk"][2]
     level = params.Level()
     lo, hi = dim["level"][1:]
     assert level.convert(str(hi), None, None) == hi and level.convert(str(lo), None, None) == lo

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from lamp.cmd.args import DIM_ARGS, IDENTIFY_ARGS, REBOOT_ARGS
+from lamp.cmd.args import ARGS
 from lanterna.cli.options import SELECTION, json_option, pass_ctx, prefix_option
 from lanterna.cli.output import emit_json, table
 from lanterna.cli.params import Duration, Level
@@ -25,7 +25,7 @@ from lanterna.errors import EXIT_BROKER, EXIT_FAILED, LanternaError, malformed
 
 # The ranges are the node's own argument table (lamp.cmd.args): what the CLI accepts is
 # what a node accepts.
-MAX_HOLD_S = DIM_ARGS["until_s"][2]  # a dim override's longest hold (docs/commands.md)
+MAX_HOLD_S = ARGS["dim"]["until_s"][2]  # a dim override's longest hold (docs/commands.md)
 
 
 def targets(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,7 +132,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.command("dim")
 @click.argument("level", type=Level())
 @click.option(
-    "--fade", type=click.FloatRange(0, DIM_ARGS["fade_s"][2]), default=0, help="Fade time, s."
+    "--fade", type=click.FloatRange(0, ARGS["dim"]["fade_s"][2]), default=0, help="Fade time, s."
 )
 @click.option(
     "--for",
@@ -163,7 +163,10 @@ def dim(level: int | None, fade: float, for_: int | None) -> tuple[str, dict[str
 
 @click.command("identify")
 @click.option(
-    "--seconds", type=click.IntRange(*IDENTIFY_ARGS["seconds"][1:]), default=10, show_default=True
+    "--seconds",
+    type=click.IntRange(*ARGS["identify"]["seconds"][1:]),
+    default=10,
+    show_default=True,
 )
 @targets
 @pass_ctx
@@ -175,7 +178,7 @@ def identify(seconds: int) -> tuple[str, dict[str, Any]]:
 
 @click.command("reboot")
 @click.option(
-    "--delay", type=click.IntRange(*REBOOT_ARGS["delay_s"][1:]), default=1, show_default=True
+    "--delay", type=click.IntRange(*ARGS["reboot"]["delay_s"][1:]), default=1, show_default=True
 )
 @targets
 @pass_ctx

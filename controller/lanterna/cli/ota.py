@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from lamp.cmd.args import OTA_ARGS
+from lamp.cmd.args import ARGS
 from lanterna.cli.commands import select_nodes
 from lanterna.cli.options import json_option, pass_ctx, prefix_option, selection
 from lanterna.cli.output import emit_json, table
@@ -303,8 +303,8 @@ def _show(c: Ctx, rid: int | None, as_json: bool) -> None:
 )
 @click.option(
     "--chunk",
-    type=click.IntRange(*OTA_ARGS["chunk"][1:]),  # the node's range (lamp.cmd.args)
-    default=OTA_ARGS["chunk"][0],
+    type=click.IntRange(*ARGS["ota"]["chunk"][1:]),  # the node's range (lamp.cmd.args)
+    default=ARGS["ota"]["chunk"][0],
     show_default=True,
 )
 @click.option(

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from lamp.cmd.args import DIM_ARGS
+from lamp.cmd.args import ARGS
 from lanterna.errors import EXIT_MALFORMED
 
 
@@ -68,7 +68,7 @@ class Level(click.ParamType):
             lv = int(value)
         except ValueError:
             raise MalformedValue(f"{what}: {value!r} is not 0-100 or auto") from None
-        lo, hi = DIM_ARGS["level"][1:]  # the node's range (lamp.cmd.args)
+        lo, hi = ARGS["dim"]["level"][1:]  # the node's range (lamp.cmd.args)
         if not lo <= lv <= hi:
             raise MalformedValue(f"{what}: {lv} is outside {lo}-{hi}")
         return lv

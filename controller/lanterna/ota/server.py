@@ -18,13 +18,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from lamp.cmd.args import OTA_ARGS
+from lamp.cmd.args import ARGS
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.context import Broker
 from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
-MAX_CHUNK = OTA_ARGS["chunk"][2]  # what a node may ask for at once (lamp.cmd.args)
+MAX_CHUNK = ARGS["ota"]["chunk"][2]  # what a node may ask for at once (lamp.cmd.args)
 
 
 class ServerError(Exception):

@@ -5,32 +5,26 @@
 from lamp.check import ConfigError, checked
 from lamp.numbers import CONFIG_SET, DIM, IDENTIFY, OTA, REBOOT, SCHEDULE
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # type comments only: MicroPython has no typing module
-    from typing import Any  # noqa: F401 -- named in type comments
-
-# dim: a level (null: back to the schedule, optionally fading) held until_s seconds
-# (0: until the next dim).
-DIM_ARGS = {"fade_s": (0, 0, 3600), "level": (0, 0, 100), "until_s": (0, 0, 604800)}
-REBOOT_ARGS = {"delay_s": (0, 0, 60)}
-IDENTIFY_ARGS = {"seconds": (10, 1, 600)}  # type: dict[str, tuple[int, int, int]]
-# ota: the offer of a bundle (docs/ota.md, "Delivery"); lamp.ota checks the bundle.
-OTA_ARGS = {  # type: dict[str, Any]
-    "version": ("", str),
-    "bundle": ("", str),
-    "size": (0, 1, 4000000),  # bytes of the bundle
-    "chunk": (1024, 256, 4096),  # bytes per ota/data message
-}
-# schedule: only its shape here, lamp.schedule_parse validates the schedule itself;
-# config_set: key is one of the keys the node lets it change (lamp.cmd.control), value
-# any JSON that lamp.config then checks as at boot.
-ARGS = {  # type: dict[str, dict[str, Any]]
-    DIM: DIM_ARGS,
+# One name for the whole table: every name a module defines is interned for good when it
+# loads (MicroPython's qstrs are never freed), even in a module dropped after use.
+ARGS = {  # type: dict
+    # a level (null: back to the schedule, optionally fading) held until_s seconds (0:
+    # until the next dim)
+    DIM: {"fade_s": (0, 0, 3600), "level": (0, 0, 100), "until_s": (0, 0, 604800)},
+    # only its shape here: lamp.schedule_parse validates the schedule itself
     SCHEDULE: {"schedule": (None, dict)},
+    # key: one the node lets config_set change (lamp.cmd.control); value: any JSON that
+    # lamp.config then checks as at boot
     CONFIG_SET: {"key": ("", str)},
-    REBOOT: REBOOT_ARGS,
-    IDENTIFY: IDENTIFY_ARGS,
-    OTA: OTA_ARGS,
+    REBOOT: {"delay_s": (0, 0, 60)},
+    IDENTIFY: {"seconds": (10, 1, 600)},
+    # the offer of a bundle (docs/ota.md, "Delivery"); lamp.ota checks the bundle
+    OTA: {
+        "version": ("", str),
+        "bundle": ("", str),
+        "size": (0, 1, 4000000),  # bytes of the bundle
+        "chunk": (1024, 256, 4096),  # bytes per ota/data message
+    },
 }
 # Arguments a command cannot go without, refused before any other (the table's default
 # is only a type's); a schedule of null is missing too.

@@ -17,12 +17,12 @@ MAX_DEPTH = const(16)  # containers nested deeper than this are malformed (stack
 _BLOCK = const(64)  # SHA-256 block size (RFC 2104 "B")
 
 
-def printable(s):
+def _text(s):
     b = s.encode()
     return (not b or (min(b) >= 0x20 and max(b) <= 0x7E)) and '"' not in s and "\\" not in s
 
 
-def walk(v, out, depth=0):
+def _canon(v, out, depth=0):
     # Writes v's canonical form through out(str); ValueError if v has none.
     if v is None:
         out("null")
@@ -33,7 +33,7 @@ def walk(v, out, depth=0):
     elif isinstance(v, int):
         out("%d" % v)
     elif isinstance(v, str):
-        if not printable(v):
+        if not _text(v):
             raise ValueError("string not printable ASCII, or holds a quote or backslash")
         out('"')
         out(v)
@@ -46,13 +46,13 @@ def walk(v, out, depth=0):
             for i, x in enumerate(v):
                 if i:
                     out(",")
-                walk(x, out, depth + 1)
+                _canon(x, out, depth + 1)
             out("]")
             return
         out("{")
         first = True
         for k in sorted(v):
-            if not isinstance(k, str) or not printable(k):
+            if not isinstance(k, str) or not _text(k):
                 raise ValueError("key not printable ASCII, or holds a quote or backslash")
             if not first:
                 out(",")
@@ -60,7 +60,7 @@ def walk(v, out, depth=0):
             out('"')
             out(k)
             out('":')
-            walk(v[k], out, depth + 1)
+            _canon(v[k], out, depth + 1)
         out("}")
     else:
         raise ValueError("%s has no canonical form" % type(v).__name__)
@@ -69,14 +69,14 @@ def walk(v, out, depth=0):
 def canonical(obj):
     # -> bytes; the handler streams the same form into the MAC instead of building it.
     parts = []  # type: list
-    walk(obj, parts.append)
+    _canon(obj, parts.append)
     return "".join(parts).encode()
 
 
 # HMAC-SHA256 (RFC 2104): MicroPython has no hmac module.
 
 
-def pads(key):
+def _pads(key):
     # -> (K xor ipad, K xor opad), K the key zero-padded to the block (hashed if longer)
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
@@ -84,7 +84,7 @@ def pads(key):
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def feeder(h):
+def _feed(h):
     # MicroPython's hashes take a str as a buffer (no copy); CPython's want bytes.
     try:
         h.update("")
@@ -94,7 +94,7 @@ def feeder(h):
 
 
 def hmac_sha256(key, msg):
-    ipad, opad = pads(key)
+    ipad, opad = _pads(key)
     h = hashlib.sha256(ipad)
     h.update(msg)
     return hashlib.sha256(opad + h.digest()).digest()

@@ -12,10 +12,9 @@ import json
 import os
 from binascii import crc32, unhexlify
 
-from lamp import log
+from lamp import log, unload
 from lamp.check import ConfigError
-from lamp.cmd.args import clean
-from lamp.cmd.canon import equal, feeder, pads, printable, walk
+from lamp.cmd.canon import _canon, _feed, _pads, _text, equal
 from lamp.numbers import (
     COMMANDS,
     E_BAD_ARGS,
@@ -65,7 +64,7 @@ def _is_int(v):
 
 
 def _short_str(v, most):
-    return isinstance(v, str) and 0 < len(v) <= most and printable(v)
+    return isinstance(v, str) and 0 < len(v) <= most and _text(v)
 
 
 def _skip(s):
@@ -97,7 +96,7 @@ def _shape(env):
     if not _is_int(v) or v != SCHEMA:
         raise CommandError(E_MALFORMED, "v: not %d" % SCHEMA)
     if not _short_str(env["id"], MAX_ID):
-        raise CommandError(E_MALFORMED, "id: not 1-%d printable characters" % MAX_ID)
+        raise CommandError(E_MALFORMED, "id: not 1-%d _text characters" % MAX_ID)
     if not _short_str(env["node"], MAX_ID) or not _short_str(env["cmd"], MAX_ID):
         raise CommandError(E_MALFORMED, "node, cmd: not short strings")
     ctr = env["ctr"]
@@ -109,7 +108,7 @@ def _shape(env):
     if not isinstance(mac, str) or len(mac) != 64 or any(c not in _HEX for c in mac):
         raise CommandError(E_MALFORMED, "mac: not 64 lowercase hex digits")
     try:
-        walk(env, _skip)
+        _canon(env, _skip)
     except ValueError as e:
         raise CommandError(E_MALFORMED, "not canonical: %s" % e)
 
@@ -143,7 +142,7 @@ class Commands:
         if not isinstance(key, bytes) or len(key) != _KEY_BYTES:
             raise ValueError("commands: key: expected %d bytes" % _KEY_BYTES)
         self.node_id = node_id
-        self._ipad, self._opad = pads(key)
+        self._ipad, self._opad = _pads(key)
         self.path = counter_path
         self.apply = apply
         self.config_keys = tuple(config_keys)
@@ -180,7 +179,7 @@ class Commands:
     def _mac_ok(self, env):
         mac = unhexlify(env.pop("mac"))
         h = hashlib.sha256(self._ipad)
-        walk(env, feeder(h))
+        _canon(env, _feed(h))
         return equal(hashlib.sha256(self._opad + h.digest()).digest(), mac)
 
     def handle(self, raw):
@@ -204,12 +203,19 @@ class Commands:
             cmd = env["cmd"]
             if cmd not in COMMANDS:
                 raise CommandError(E_UNKNOWN, "unknown command")
+            # The argument table only while checking: gone before apply(), whose own peak
+            # (config_set builds the whole config) must not sit on top of it.
+            from lamp.cmd.args import clean
+
             try:
                 args = clean(cmd, env["args"], self.config_keys)
             except KeyError:  # in COMMANDS, without a row in the table
                 raise CommandError(E_UNKNOWN, "no arguments defined")
             except ConfigError as e:
                 raise CommandError(E_BAD_ARGS, str(e))
+            finally:
+                del clean
+                unload("cmd.args")
             # Counter first: a crash after applying must not leave it replayable. If it
             # cannot be saved, nothing is applied.
             try:
