@@ -52,7 +52,7 @@ class Line:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def until(self, needle: bytes, timeout: float = 20) -> bytes:
+    def until(self, needle: bytes, timeout: float = 60) -> bytes:
         """Everything up to and including `needle`; the rest stays buffered."""
         deadline = time.monotonic() + timeout
         while needle not in self.buf:
@@ -178,6 +178,26 @@ def test_ctrl_c_interrupts_a_running_loop_and_keeps_the_board(vboard):
     err = line.until(b"\x04>")
     assert b"KeyboardInterrupt" in err
     assert line.exec(b"print(n)") == (b"7\n", b"")  # interrupted, not reset
+    line.close()
+
+
+def test_ctrl_c_at_any_moment_of_a_reset_keeps_the_board(vboard, tmp_path):
+    # A Ctrl-C that lands while the chip (a new MicroPython process) starts and boots, with
+    # none of the board's code to stop, is dropped; one that lands in boot.py stops it.
+    # Either way the board comes up, as a board takes Ctrl-C at any moment. (The driver
+    # once died of the first kind: a board that reset into the friendly REPL instead.)
+    url, root, _ = vboard()
+    line = Line(url)
+    line.raw()
+    for boot in (None, "import time\nwhile True:\n    time.sleep_ms(5)\n"):
+        if boot is not None:
+            (root / "boot.py").write_text(boot)
+        for _ in range(10):
+            line.send(b"\x04\x03")  # a soft reset, and Ctrl-C while it runs
+            seen = line.until(b"raw REPL; CTRL-B to exit\r\n>")
+            assert (b"Traceback" in seen) == bool(boot), seen  # boot.py's KeyboardInterrupt
+            assert b"vboard_driver" not in seen and b"Lanterna virtual board" not in seen, seen
+            assert line.exec(b"print(6 * 7)") == (b"42\n", b"")
     line.close()
 
 

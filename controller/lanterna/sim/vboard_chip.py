@@ -54,9 +54,11 @@ class Chip:
 
     def __init__(self, gen: int, events: asyncio.Queue) -> None:
         self.gen = gen
-        self.ready = False  # the driver runs: a SIGINT is a KeyboardInterrupt now
+        self.ready = False  # the driver runs (its R record came)
         self._events = events
-        self._interrupt = False
+        self._running = False  # the board's code runs: between the driver's B and E records
+        self._sent = False  # this run's SIGINT has been sent
+        self._held = False  # a Ctrl-C waiting for the board's code to start
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
 
@@ -86,26 +88,48 @@ class Chip:
         while chunk := await proc.stdout.read(65536):
             events, rest = split_records(rest + chunk, mark)
             for kind, payload in events:
+                if kind == b"B":
+                    self._running, self._sent = True, False
+                    if self._held:
+                        self._held = False
+                        self._signal()
+                    continue
+                if kind == b"E":
+                    # No SIGINT from now on; the driver waits for this answer, so the one
+                    # sent (if any) has reached it first.
+                    self._running = False
+                    self.send(b"A", b"")
+                    continue
                 if kind == b"R":
                     self.ready = True
-                    if self._interrupt:
-                        self.interrupt()
+                else:  # the boot or a block has ended: a held Ctrl-C had nothing to stop
+                    self._held = False
                 self._events.put_nowait(("chip", self.gen, kind, payload))
         self._events.put_nowait(("chip", self.gen, b"", rest))
         self._events.put_nowait(("exit", self.gen, await proc.wait()))
 
     def send(self, kind: bytes, src: bytes) -> None:
-        """A block for the driver: b"E" raw REPL (file input), b"L" friendly (single)."""
+        """A frame for the driver: b"E" a raw-REPL block (file input), b"L" friendly
+        input (single), b"A" the answer to its E record."""
         if self._proc is not None and self._proc.stdin is not None:
             self._proc.stdin.write(b"%s %d\n" % (kind, len(src)) + src)
 
     def interrupt(self) -> None:
-        """Ctrl-C: a KeyboardInterrupt in whatever runs."""
-        if self.ready and self._proc is not None and self._proc.returncode is None:
-            self._interrupt = False
+        """Ctrl-C: a KeyboardInterrupt in the board's code, as a board takes it at any
+        moment. SIGINT goes only while that code runs (the driver's B to E records), once
+        per run: anywhere else it would kill the driver (the unix port raises it at its next
+        jump, or exits on a second one before that). A Ctrl-C before the code starts (the
+        driver starting, a block in transit) is held for it; one for a boot or block that
+        runs no code of the board's is dropped when it ends, as there is nothing to stop."""
+        if not self._running:
+            self._held = True
+        elif not self._sent:
+            self._signal()
+
+    def _signal(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._sent = True
             self._proc.send_signal(signal.SIGINT)
-        else:
-            self._interrupt = True  # before the driver is ready a SIGINT would kill it
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

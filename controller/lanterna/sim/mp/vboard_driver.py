@@ -11,13 +11,23 @@
 #   MACHINE  what os.uname().machine reports
 #
 # stdin, frames from the server: KIND LEN "\n" SOURCE, KIND "E" (a raw-REPL block, file
-# input) or "L" (friendly-REPL input, single mode: expression values are printed).
+# input) or "L" (friendly-REPL input, single mode: expression values are printed), or
+# "A 0" (the answer to an E record, below).
 # stdout: the program's output as it comes (one stream, like a UART), and records
 # "\x1e" MARK KIND LEN ":" PAYLOAD:
-#   R  ready: Ctrl-C (SIGINT) is safe from now on; payload: the MicroPython version
+#   R  the driver runs; payload: the MicroPython version
+#   B  the board's code (boot.py, main.py, a block) starts: a Ctrl-C may come now
+#   E  that code has ended: the server sends no more Ctrl-C and answers "A"
 #   D  a block (or the boot) finished; payload: its traceback, if it raised
 #   S  sys.exit() or machine.soft_reset(): a soft reset, in the same REPL mode
 #   H  machine.reset(): a hard reset, which boots into the friendly REPL
+#
+# Ctrl-C is SIGINT, which the unix port turns into a KeyboardInterrupt wherever the
+# interpreter next checks (at a jump), and a second SIGINT before it has done so ends
+# the process. A board takes Ctrl-C at any moment and interrupts only the board's code,
+# so the server sends SIGINT only between the B and E records it has seen, at most once
+# per run of code (lanterna.sim.vboard_chip): it lands in that code, or in _run after
+# it, never in the driver's own work (a KeyboardInterrupt there would kill the chip).
 import io
 import os
 import sys
@@ -29,6 +39,7 @@ _ME = sys.argv[0]
 _ROOT, _MODE, _MARK, _MACHINE = sys.argv[1:5]
 _REC = b"\x1e" + _MARK.encode()
 _out = sys.stdout.buffer
+_inp = sys.stdin.buffer
 _reset = [b"S"]  # which reset a SystemExit asks for
 
 
@@ -156,14 +167,43 @@ def _traceback(e):
 
 
 def _run(code, glob):
-    # -> the record that ends the block: (kind, traceback)
+    # -> the record that ends the code: (kind, traceback). Between B and the server's
+    # answer to E, a SIGINT may land anywhere here; it is taken as the code's (pyexec
+    # takes one that comes as a block ends too), and only one can come per run.
+    kind, err = b"D", None
+    said = [False, False]  # E written, A read
     try:
-        exec(code, glob)
-        return b"D", b""
-    except SystemExit:
-        return _reset[0], b""
-    except BaseException as e:  # noqa: BLE001 -- the board reports it and carries on
-        return b"D", _traceback(e).encode()
+        _record(b"B")
+        try:
+            exec(code, glob)
+        except SystemExit:
+            kind = _reset[0]
+        except BaseException as e:  # noqa: BLE001 -- the board reports it and carries on
+            err = e
+        _quiet(said)
+    except KeyboardInterrupt as e:  # the run's Ctrl-C, come as the code ended
+        if err is None:
+            err = e
+        _quiet(said)  # no other SIGINT can come now: finish what was cut short
+    return kind, b"" if err is None else _traceback(err).encode()
+
+
+def _quiet(said):
+    # E, then the server's "A": it sent its SIGINT, if any, before it answered, so the
+    # KeyboardInterrupt is raised in here (by the loop after the answer at the latest).
+    # said[] is set with no jump between the write or read and the store, so a
+    # KeyboardInterrupt never makes a record go twice or an answer go unread.
+    if not said[0]:
+        _record(b"E")
+        said[0] = True
+    while not said[1]:
+        line = _inp.readline()
+        said[1] = True
+        if not line:
+            sys.exit(0)  # the server has gone
+    n = 1
+    while n:
+        n -= 1
 
 
 def _file(name, glob):
@@ -226,21 +266,18 @@ def _read_frame(inp):
 def main():
     _board()
     glob = {"__name__": "__main__"}
-    inp = sys.stdin.buffer
     v = ".".join(str(n) for n in sys.implementation.version[:3])
     _record(b"R", v.encode())
     kind = _boot(glob)
     _record(kind)
     while kind == b"D":
-        try:
-            frame, src = _read_frame(inp)
-        except KeyboardInterrupt:  # a Ctrl-C that came as a block ended: nothing to stop
-            continue
+        frame, src = _read_frame(_inp)
         try:
             code = compile(src, "<stdin>", "single" if frame == b"L" else "exec")
-            kind, err = _run(code, glob)
-        except (SyntaxError, KeyboardInterrupt) as e:
+        except SyntaxError as e:
             kind, err = b"D", _traceback(e).encode()
+        else:
+            kind, err = _run(code, glob)
         _record(kind, err)
 
 
