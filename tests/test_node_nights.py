@@ -10,20 +10,21 @@ from datetime import date, datetime, timedelta
 from lanterna.fleet import schedules
 
 NIGHTS = 30
-WARP = 43200  # half a day a second: 30 nights in about a minute
-# The sim's timers resolve 1 ms of real time, which is WARP ms of node time; on a busy
-# 2-core machine the node's process may be scheduled a few ms late (seen: 6 ms).
-TOLERANCE_S = 10 * WARP / 1000
+WARP = 43200  # half a day a second: 30 nights in a minute or two
+# At warp node time cannot run past a step (lamp.clock): however late a busy host runs
+# the node, each change lands on its own second of node time.
+TOLERANCE_S = 0
+# Node time waits for the host, so a loaded machine only makes the nights take longer.
+TIMEOUT_S = 900
 LEVEL = re.compile(r"^(\S+) level (\d+) (\w+)$")
 NIGHT = re.compile(r"^(\S+) night (\d+) heap alloc (\d+) free (\d+)$")
 
 
 def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cmd, repo, tmp_path):
     example = repo / "docs" / "examples" / "schedule-greenwich.json"
-    # The test is about the lamp: no sensor fitted, telemetry hourly. With the sensors on
-    # the device bus the node at this warp sometimes stalls for 35-300 ms of real time
-    # (hours of node time) and misses a step; harmless at real speed, where 300 ms is
-    # 300 ms. The sensors have their own tests (test_node_sensors, bench_heap).
+    # The test is about the lamp: no sensor fitted (their bus round trips would only make
+    # the nights slower), telemetry hourly. The sensors have their own tests
+    # (test_node_sensors, test_node_telemetry, bench_heap).
     cfg = tmp_path / "node.json"
     cfg.write_text(json.dumps({"sensors": {"fitted": []}, "tele_s": 3600}))
     node = spawn(
@@ -52,7 +53,7 @@ def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cm
     )
     first = date(2026, 11, 25)
     last_night = (first - date(1970, 1, 1)).days + NIGHTS
-    node.wait_for(f" night {last_night} ", timeout=NIGHTS * 86400 / WARP * 4 + 30)
+    node.wait_for(f" night {last_night} ", timeout=TIMEOUT_S)
     # Ended with SIGTERM: a Ctrl-C that lands in the middle of a collection can crash the
     # unix port's interpreter at this warp (seen about once in twenty); Ctrl-C itself is
     # tested in test_node.py.
@@ -72,7 +73,7 @@ def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cm
     seen = [(t, lvl) for t, lvl, _src in changes[1:]]  # [0] is the level at start
     assert [lvl for _, lvl in seen[: len(expected)]] == [lvl for _, lvl in expected]
     for (got_t, _), (want_t, _) in zip(seen, expected, strict=False):
-        late = (got_t - want_t).total_seconds()
+        late = (got_t - want_t).total_seconds()  # node time, from the node's own line
         assert 0 <= late <= TOLERANCE_S, (got_t, want_t)
     # No heap growth night over night (after the first nights fill the caches). What is
     # alive at the instant of a night's sample (a sensor poll, a telemetry window) varies
