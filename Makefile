@@ -49,8 +49,11 @@ sysdeps:
 demo: $(STAMP) sysdeps
 	$(BIN)/lanterna demo
 
+# On every core (pytest-xdist, tests spread as workers fall free): the tests are
+# independent (free ports, their own temp dirs and brokers). JOBS=0: one process.
+JOBS ?= auto
 test: $(STAMP) sysdeps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 # MicroPython stubs laid out as a typeshed so that mypy sees the port's stdlib
 # (time.ticks_ms, asyncio.sleep_ms, ...) instead of CPython's.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,32 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+# Waits for an expected line or exit: generous, as a loaded machine (the suite runs under
+# pytest-xdist, beside anything else on the host) only makes the line come later.
+WAIT_S = 60.0
+
+
+def free_udp_ports(n: int) -> int:
+    """The first of `n` consecutive UDP ports free on 127.0.0.1 just now (CoAP ports of a
+    district's nodes: base, base + 1, ...), held together while they are looked for."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+            first.bind(("127.0.0.1", 0))
+            base = first.getsockname()[1]
+            if base + n > 65536:
+                continue
+            held = []
+            try:
+                for port in range(base + 1, base + n):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    held.append(s)
+                    s.bind(("127.0.0.1", port))
+                return base
+            except OSError:
+                continue  # one of them is taken: another base
+            finally:
+                for s in held:
+                    s.close()
 
 
 @pytest.fixture
@@ -51,7 +78,7 @@ class Proc:
             self._eof = True
             self._cond.notify_all()
 
-    def wait_for(self, needle: str, timeout: float = 20.0, start: int = 0) -> str:
+    def wait_for(self, needle: str, timeout: float = WAIT_S, start: int = 0) -> str:
         """The first output line (from index `start`) containing `needle`."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -67,7 +94,7 @@ class Proc:
             f"{needle!r} not seen in {timeout}s; output:\n" + "\n".join(self.lines)
         )
 
-    def stop(self, sig: int, timeout: float = 10.0) -> int:
+    def stop(self, sig: int, timeout: float = WAIT_S) -> int:
         self.p.send_signal(sig)
         code = self.p.wait(timeout=timeout)
         self._reader.join(timeout)

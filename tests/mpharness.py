@@ -217,7 +217,9 @@ class FirmwareItem(pytest.Item):
 
     def runtest(self) -> None:
         proc = run_firmware(self.path, self.name)
-        self.config.stash.setdefault(_RAN, []).append(self.nodeid)
+        # In the report, so that the count is right under xdist too (reports travel to
+        # the controlling process; this item's config does not).
+        self.user_properties.append(("executed_by", "micropython"))
         if proc.returncode != 0 or "MPRUNNER-PASS" not in proc.stdout:
             raise FirmwareTestError(
                 f"MicroPython exit status {proc.returncode}\n{proc.stdout}{proc.stderr}"
@@ -232,11 +234,24 @@ class FirmwareItem(pytest.Item):
         return self.path, self.lineno, f"{self.name} [micropython]"
 
 
-_RAN = pytest.StashKey[list]()
+class _Ran:
+    """Counts the firmware tests MicroPython executed, from their reports."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "call" and ("executed_by", "micropython") in report.user_properties:
+            self.count += 1
+
+
+_RAN = pytest.StashKey[_Ran]()
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs inside the MicroPython interpreter")
+    ran = config.stash[_RAN] = _Ran()
+    config.pluginmanager.register(ran)
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent):
@@ -257,9 +272,8 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    ran = config.stash.get(_RAN, [])
+    ran = config.stash[_RAN].count
     if ran:
         terminalreporter.write_line(
-            f"firmware: {len(ran)} tests executed by MicroPython under the "
-            f"{BUDGET_BOARD} heap budget"
+            f"firmware: {ran} tests executed by MicroPython under the {BUDGET_BOARD} heap budget"
         )

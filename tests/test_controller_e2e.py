@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_udp_ports
 from observer import Observer
 
 from lanterna.store import Store
@@ -57,12 +58,10 @@ class Fleet:
     def sims(self, sites: list[tuple[str, int]], tele_s: int = 10, warp: int = 1) -> None:
         """The documented flow: every site's nodes prepared and registered (--init-only),
         their credentials loaded into the broker's password file, then the sims run."""
-        from lanterna.broker.mosquitto import free_port
-
         runs = []
         for site, n in sites:
             args = ["sim", "--nodes", str(n), "--site", site, "--state-dir", str(self.state)]
-            args += ["--coap-base-port", str(free_port() - 1), "--tele-s", str(tele_s)]
+            args += ["--coap-base-port", str(free_udp_ports(n) - 1), "--tele-s", str(tele_s)]
             r = self.cli(*args, "--init-only")
             assert r.returncode == 0, r.stderr
             runs.append(args)

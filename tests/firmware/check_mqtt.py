@@ -74,8 +74,10 @@ async def _node():
     later = _env("MQTT_LATER_N", 0)
     stop = asyncio.Event()
     c = None
+    ups = [0]  # on_connect calls: the client is connected and has queued "online"
 
     def on_connect():
+        ups[0] += 1
         c.publish(base + "status", b"online", qos=1, retain=True)
 
     def on_message(topic, payload):
@@ -95,7 +97,9 @@ async def _node():
         if line != last:
             print(line)
             last = line
-        if inflight and phase == 0 and c.connected and c.pending == 0:
+        # Not on `connected` alone: it is set before the subscriptions and on_connect, so
+        # a busy host could show an empty outbox before "online" is in it.
+        if inflight and phase == 0 and ups[0] and c.connected and c.pending == 0:
             for i in range(inflight):
                 c.publish(base + "tele", "f%d" % i, qos=1)
             print("INFLIGHT pending=%d" % c.pending)

@@ -1,14 +1,16 @@
 # The node boots to its failsafe level before anything else.
 import asyncio
 
-from fw import board_path, raises, sim_hal
+from fw import RUN, board_path, raises, sim_hal
 from lamp import app, clock, config, start
 
 
 async def test_node_drives_failsafe_level_at_start():
     clock.setup(start=1795600000, manual=True)
     hal = sim_hal()
-    node = app.Node(hal, config.build({"failsafe_level": 80}), root="/tmp/lanterna-app-")
+    node = app.Node(
+        hal, config.build({"failsafe_level": 80}), root="/tmp/lanterna-test-%d-app-" % RUN
+    )
     task = asyncio.create_task(node.run())
     await asyncio.sleep_ms(0)
     assert node.dimmer.level == 80 and node.dimmer.reason == "failsafe"

@@ -379,7 +379,16 @@ async def test_run_answers_over_udp_and_closes_its_socket_when_cancelled():
 
     s, app = server()
     s.host = "127.0.0.1"
-    s.port = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
+    while True:  # a port no other process holds (MicroPython has no getsockname)
+        s.port = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(socket.getaddrinfo("127.0.0.1", s.port)[0][-1])
+            break
+        except OSError:
+            pass
+        finally:
+            probe.close()
     dest = socket.getaddrinfo("127.0.0.1", s.port, 0, socket.SOCK_DGRAM)[0][-1]
     for _ in range(2):  # the app's guard restarts run() after a failure: it must rebind
         task = asyncio.create_task(s.run())
@@ -390,7 +399,7 @@ async def test_run_answers_over_udp_and_closes_its_socket_when_cancelled():
         c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         c.setblocking(False)
         c.sendto(req(0x4242), dest)
-        r = await asyncio.wait_for_ms(asyncio.StreamReader(c).read(1200), 2000)
+        r = await asyncio.wait_for_ms(asyncio.StreamReader(c).read(1200), 10000)
         c.close()
         assert M.parse(r).code == coap.CONTENT and s.stats["sent"] >= 1
         task.cancel()

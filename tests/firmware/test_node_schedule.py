@@ -3,7 +3,7 @@
 # schedule installed) plus this file fit the esp32-devkitc budget.
 import asyncio
 
-from fw import raises, sim_hal
+from fw import RUN, raises, sim_hal
 from lamp import app, clock, unload
 
 
@@ -51,7 +51,7 @@ def _at(hh, mm, day=20782):  # 20782: 2026-11-25, a Wednesday (weeknight profile
 
 
 def test_clock_jump_gives_the_level_for_the_new_time_at_once():
-    node = _greenwich_node("/tmp/lanterna-jump-")
+    node = _greenwich_node("/tmp/lanterna-test-%d-jump-" % RUN)
     clock.set_time(_at(14, 0))
     node.evaluate()
     assert node.dimmer.level == 0
@@ -66,7 +66,7 @@ def test_clock_jump_gives_the_level_for_the_new_time_at_once():
 def test_invalid_schedule_is_refused_and_the_old_one_stays():
     from lamp.schedule import ScheduleError
 
-    root = "/tmp/lanterna-keep-"
+    root = "/tmp/lanterna-test-%d-keep-" % RUN
     node = _greenwich_node(root)
     with open(root + "schedule.json") as f:
         before = f.read()
@@ -80,7 +80,7 @@ def test_invalid_schedule_is_refused_and_the_old_one_stays():
 
 
 def test_schedule_on_flash_is_loaded_at_boot():
-    root = "/tmp/lanterna-boot-"
+    root = "/tmp/lanterna-test-%d-boot-" % RUN
     _greenwich_node(root)
     clock.set_time(_at(23, 0))
     node = app.Node(sim_hal(), _config(), root=root)
@@ -91,7 +91,7 @@ def test_schedule_on_flash_is_loaded_at_boot():
 
 
 async def test_motion_wakes_the_lamp_to_the_boost_level():
-    node = _greenwich_node("/tmp/lanterna-motion-")
+    node = _greenwich_node("/tmp/lanterna-test-%d-motion-" % RUN)
     clock.set_time(_at(1, 0, day=20783))  # 01:00: 40 %
     task = asyncio.create_task(node._watch_motion())
     node.hal.motion_level = True

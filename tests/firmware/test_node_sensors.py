@@ -2,7 +2,7 @@
 # inject is reported once, cleared once on repair, never touches the lamp (which keeps
 # following its schedule) or the other sensors; the photocell fallback takes its light
 # from the BH1750; the telemetry snapshot carries the readings with their units.
-from fw import sim_hal
+from fw import RUN, sim_hal
 from lamp import app, clock, unload
 
 T0 = 1795624200  # 2026-11-25T16:30:00Z: after sunset in Greenwich, 100 % by the schedule
@@ -24,7 +24,7 @@ def _node(**sensors):
     del config
     unload("config")
     clock.setup(start=T0, manual=True)
-    node = app.Node(sim_hal(devices=True), cfg, root="/tmp/lanterna-sensors-")
+    node = app.Node(sim_hal(devices=True), cfg, root="/tmp/lanterna-test-%d-sensors-" % RUN)
     node.setup_site()
     return node
 
