@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from lamp import faults, numbers
+from lamp import ota as fw_ota
 from lamp.cmd import args as fwargs
 from lamp.ota import fetch
 from lanterna.cli import commands, ota, params
@@ -22,6 +23,7 @@ from lanterna.wire import numbers as wire
 from lanterna.wire import protocol
 
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
+FIRMWARE = Path(numbers.__file__).parent
 KEY = bytes(range(32))
 
 
@@ -30,7 +32,14 @@ def schema(name: str) -> dict:
 
 
 def node_codes(prefix: str) -> dict[str, int]:
-    return {k: v for k, v in vars(numbers).items() if k.startswith(prefix) and k.isupper()}
+    # The resident lamp.numbers and the update code's lamp.ota hold them between them,
+    # never one name twice with two values.
+    out: dict[str, int] = {}
+    for mod in (numbers, fw_ota):
+        for k, v in vars(mod).items():
+            if k.startswith(prefix) and k.isupper():
+                assert out.setdefault(k, v) == v, k
+    return out
 
 
 def schema_events() -> set[str]:
@@ -42,15 +51,21 @@ def schema_events() -> set[str]:
 
 
 def test_lwm2m_states_and_results_are_the_same_on_both_sides():
-    states = {k: getattr(numbers, k) for k in wire.UPDATE_STATES}
+    node = {**vars(fw_ota), **vars(numbers)}
+    states = {k: node[k] for k in wire.UPDATE_STATES}
     assert states == wire.UPDATE_STATES
     assert node_codes("R_") == wire.UPDATE_RESULTS
 
 
 def test_event_names_are_the_same_on_both_sides_and_in_the_schema():
-    assert node_codes("EV_") == {k: v for k, v in vars(wire).items() if k.startswith("EV_")}
-    assert numbers.FAULTS == wire.FAULTS
-    assert faults.NAMES == numbers.FAULTS  # the resident fault monitor's own copy
+    # The resident names are the controller's ...
+    for k, v in node_codes("EV_").items():
+        assert getattr(wire, k) == v, k
+    assert faults.NAMES == wire.FAULTS  # the resident fault monitor's own copy
+    # ... and every event the controller knows is one the firmware sends, by that name.
+    source = "".join(p.read_text() for p in FIRMWARE.rglob("*.py") if "hal" not in p.parts)
+    for name in wire.EVENTS:
+        assert f'"{name}"' in source, name
     assert schema_events() == set(wire.EVENTS)
 
 

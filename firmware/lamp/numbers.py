@@ -37,35 +37,21 @@ E_BAD_ARGS = "bad_args"  # arguments out of range, unknown or missing
 E_FAILED = "failed"  # valid, but applying it failed (e.g. flash full)
 ERRORS = (E_MALFORMED, E_BAD_MAC, E_REPLAY, E_WRONG_NODE, E_UNKNOWN, E_BAD_ARGS, E_FAILED)
 
-# Events (the "event" of an event payload). Faults carry their TALQ name (lamp.faults) or
-# sensorFault; the charge point's are OCPP's StatusNotification and its sessions.
+# Events (the "event" of an event payload) the resident code sends by name; the others
+# (faults, the charge point's, sensorFault) are their modules' own (lamp.faults.NAMES,
+# lamp.evse, lamp.sensors), and the LwM2M codes only the update code uses live in
+# lamp.ota, loaded for an update and dropped after it: a resident module's every global
+# costs heap for good (tests/test_wire_contract.py holds all of them to
+# lanterna.wire.numbers and the schemas).
 EV_BOOT = "boot"  # once per start: reset cause, firmware, what boot.py decided (ota)
 EV_OTA = "ota"  # an update's progress and end: an LwM2M state and result
-EV_EVSE = "evse_status"
-EV_SESSION_START = "ev_session_start"
-EV_SESSION_STOP = "ev_session_stop"
-EV_SENSOR = "sensorFault"
-FAULTS = ("supplyLoss", "relayFailure", "lampFailure", "lampUnexpectedOn", "cyclingFailure")
 
-# LwM2M Object 5 (Firmware Update), so an operator who knows LwM2M reads an update
-# without a table: resource 3 State ... No tuples of them, nor of the events: the
-# controller's lanterna.wire.numbers lists them, and a test holds the two alike (a
-# resident module's globals cost heap per name).
+# LwM2M Object 5 (Firmware Update) as the resident app reports a trial's end: resource 3
+# State idle, resource 5 Update Result success or failed (boot.py writes 8 as a literal:
+# it imports nothing).
 IDLE = 0
-DOWNLOADING = 1
-DOWNLOADED = 2
-UPDATING = 3
-# ... and resource 5 Update Result (boot.py writes 8 as a literal: it imports nothing).
-R_INITIAL = 0
 R_SUCCESS = 1
-R_NO_FLASH = 2
-R_NO_RAM = 3
-R_CONN_LOST = 4  # the transport's to report (lamp.ota.fetch)
-R_INTEGRITY = 5  # signature, sha256, size, truncation
-R_UNSUPPORTED = 6  # not a bundle, bad manifest, other board or key, downgrade
 R_FAILED = 8  # flash I/O error; also a failed trial or a rollback by boot.py
-R_CANCELLED = 10
-R_DEFERRED = 11  # the running slot is still on trial: confirm it first
 
 
 # A dim override's end when it has none: until the next dim command (2038-01-19).

@@ -10,15 +10,13 @@ import asyncio
 
 from lamp import VERSION, log, unload
 from lamp import numbers as N
-from lamp.numbers import (
+from lamp.numbers import IDLE, R_FAILED, R_SUCCESS
+from lamp.ota import (
     DOWNLOADED,
     DOWNLOADING,
-    IDLE,
     R_CONN_LOST,
     R_DEFERRED,
-    R_FAILED,
     R_INTEGRITY,
-    R_SUCCESS,
     R_UNSUPPORTED,
     UPDATING,
 )

@@ -20,23 +20,21 @@ import os
 from binascii import hexlify, unhexlify
 
 from lamp import write_json_atomic
-from lamp.numbers import (  # noqa: F401 -- the states and results: re-exported
+from lamp.numbers import IDLE, R_FAILED, R_SUCCESS  # noqa: F401 -- re-exported
+from lamp.ota import (  # noqa: F401 -- re-exported
     DOWNLOADED,
     DOWNLOADING,
-    IDLE,
     R_CANCELLED,
     R_CONN_LOST,
     R_DEFERRED,
-    R_FAILED,
     R_INITIAL,
     R_INTEGRITY,
     R_NO_FLASH,
     R_NO_RAM,
-    R_SUCCESS,
     R_UNSUPPORTED,
     UPDATING,
+    OtaError,
 )
-from lamp.ota import OtaError
 from lamp.ota import manifest as _manifest
 from lamp.ota.manifest import version
 from lamp.ota.sig import KEY_BYTES, key_id, verify

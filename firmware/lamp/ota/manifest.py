@@ -3,8 +3,10 @@
 # lamp.ota.install calls check() once manifest.sig verifies.
 import json
 
-from lamp.numbers import R_UNSUPPORTED
-from lamp.ota import OtaError
+from lamp.ota import (
+    R_UNSUPPORTED,
+    OtaError,
+)
 
 FORMAT = "lanterna-ota/1"
 ALG = "rsa3072-pkcs1v15-sha256"

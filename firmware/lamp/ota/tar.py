@@ -2,8 +2,10 @@
 # reader (lanterna.ota.bundle) reads it: one 512-byte header per member, the member's
 # bytes padded to the block, two zero blocks at the end. lamp.ota.install walks the
 # stream; this module checks each header and knows the layout's sizes.
-from lamp.numbers import R_UNSUPPORTED
-from lamp.ota import OtaError
+from lamp.ota import (
+    R_UNSUPPORTED,
+    OtaError,
+)
 
 try:
     from micropython import const
