@@ -1,4 +1,4 @@
-# MicroPython side of tests/test_commands_interop.py (not collected: no test_ prefix).
+# MicroPython side of tests/test_signed_commands.py (not collected: no test_ prefix).
 # Feeds the controller's signed (and forged, replayed, mutated, malformed) envelopes from
 # $COMMAND_VECTORS, one JSON line at a time and in order, to one Commands instance, and
 # compares each ack, each apply() call and the counter with what the CPython side expects.

@@ -1,4 +1,4 @@
-# MicroPython side of tests/test_sensor_vectors.py (not collected: no test_ prefix).
+# MicroPython side of tests/test_sensors_i2c_vectors.py (not collected: no test_ prefix).
 # Streams register dumps and frames from $SENSOR_VECTORS, one JSON line at a time, feeds
 # each to its driver through SimI2C and a dumb chip that only replays the bytes, and
 # compares what the driver decodes with the CPython oracle's floating-point values.

@@ -1,4 +1,4 @@
-# MicroPython side of tests/test_uart_frame_vectors.py (not collected: no test_ prefix).
+# MicroPython side of tests/test_sensors_uart_vectors.py (not collected: no test_ prefix).
 # Replays each stream from $UART_VECTORS chunk by chunk through the driver, one line at a
 # time so the set never sits in the heap, and prints what it checked.
 import gc

@@ -1,5 +1,5 @@
 # lamp.net.ntp: packet building and reply checks (RFC 4330 sec. 5) run here in MicroPython;
-# the exchanges with a real UDP responder are driven by tests/test_ntp_server.py, which
+# the exchanges with a real UDP responder are driven by tests/test_ntp_client.py, which
 # starts the responder in CPython and calls the sntp_* functions below (not collected:
 # no test_ prefix) with its port in $NTP_PORT.
 import os

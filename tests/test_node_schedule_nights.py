@@ -56,7 +56,7 @@ def test_thirty_nights_follow_the_preview_without_heap_growth(spawn, lanterna_cm
     node.wait_for(f" night {last_night} ", timeout=TIMEOUT_S)
     # Ended with SIGTERM: a Ctrl-C that lands in the middle of a collection can crash the
     # unix port's interpreter at this warp (seen about once in twenty); Ctrl-C itself is
-    # tested in test_node.py.
+    # tested in test_node_run.py.
     node.stop(signal.SIGTERM)
 
     changes = [
