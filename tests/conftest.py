@@ -18,6 +18,24 @@ VENV_BIN = Path(sys.executable).parent
 # Waits for an expected line or exit: generous, as a loaded machine (the suite runs under
 # pytest-xdist, beside anything else on the host) only makes the line come later.
 WAIT_S = 60.0
+# The files whose tests take minutes (a district of real nodes, thirty nights at warp, a
+# flood of 10,000 messages): collected first, so that pytest-xdist starts them at once
+# and the short tests fill the other worker around them, instead of one long test
+# starting last and running alone. Order within each group is unchanged.
+LONG_FIRST = (
+    "test_ota_rollout.py",
+    "test_node_schedule_nights.py",
+    "test_node_network.py",
+    "test_firmware_build.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 def free_udp_ports(n: int) -> int:

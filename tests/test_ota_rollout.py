@@ -1,6 +1,8 @@
-"""Staged rollouts end to end (issue 7): `lanterna ota rollout` against 20 virtual lamp
-posts (the real firmware in MicroPython, each booted from its application slot) and a
-real mosquitto.
+"""Staged rollouts end to end (issue 7): `lanterna ota rollout` against a district of
+virtual lamp posts (the real firmware in MicroPython, each booted from its application
+slot) and a real mosquitto. Each test runs the fewest nodes its claim needs (a canary, a
+wave or two, and nodes that must stay untouched), @pytest.mark.fleet(n): twenty real
+nodes per test made this file a third of the suite's time.
 
 - A real bundle goes out as canary + waves: every node reports the new version, on its
   confirmed slot, and keeps its schedule.
@@ -35,7 +37,7 @@ from lanterna.paths import firmware_dir
 from lanterna.sim.district import District, prepare, register
 from lanterna.store.db import Store
 
-N = 20
+DEFAULT_NODES = 4
 SITE = "greenwich"
 PREFIX = f"lanterna/v1/{SITE}/"
 LANTERNA = str(Path(sys.executable).parent / "lanterna")  # the console script
@@ -51,7 +53,7 @@ def last_state(obs: Observer, node: str) -> dict:
 
 
 class Fleet:
-    def __init__(self, tmp: Path, broker) -> None:
+    def __init__(self, tmp: Path, broker, size: int) -> None:
         self.tmp = tmp
         self.broker = broker
         self.home = tmp / "home"
@@ -59,7 +61,7 @@ class Fleet:
         self.pub = ota_keys.keygen(self.home)
         self.key = ota_keys.load_private(self.home / ota_keys.PRIVATE_NAME)
         self.state = tmp / "state"
-        self.nodes = prepare(self.state, N, SITE, broker.url)
+        self.nodes = prepare(self.state, size, SITE, broker.url)
         creds = json.loads((self.state / "credentials.json").read_text())
         broker.add_users({n.node: creds[n.node]["password"] for n in self.nodes})
         for n in self.nodes:
@@ -120,8 +122,9 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path, mosquitto) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, mosquitto)
+def fleet(request, tmp_path, mosquitto) -> Iterator[Fleet]:
+    mark = request.node.get_closest_marker("fleet")
+    f = Fleet(tmp_path, mosquitto, mark.args[0] if mark else DEFAULT_NODES)
     try:
         f.start()
         yield f
@@ -134,6 +137,7 @@ def updates(f: Fleet, node: str, version: str) -> int:
     return sum(1 for e in events(f.obs, node, "ota") if e["state"] == 3 and e["version"] == version)
 
 
+@pytest.mark.fleet(8)  # canary 1, then 25% and the rest: three waves of 1, 2 and 5
 def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
     schedules = {n.node: last_state(fleet.obs, n.node)["schedule"] for n in fleet.nodes}
     b = fleet.bundle("0.2.0")
@@ -156,7 +160,7 @@ def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = json.loads(p.stdout)
     assert out["rollout"]["state"] == "done"
-    assert {n["state"] for n in out["nodes"]} == {"done"} and len(out["nodes"]) == N
+    assert {n["state"] for n in out["nodes"]} == {"done"} and len(out["nodes"]) == len(fleet.nodes)
     assert sorted({n["wave"] for n in out["nodes"]}) == [0, 1, 2]
     for n in fleet.nodes:
         fleet.obs.wait(
@@ -173,6 +177,7 @@ def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
     assert len(canary) == 1
 
 
+@pytest.mark.fleet(8)  # a first wave of 4: killed while most of it still downloads
 def test_a_controller_killed_mid_rollout_resumes_without_updating_twice(fleet):
     b = fleet.bundle("0.2.0")
     proc = subprocess.Popen(
@@ -297,6 +302,7 @@ def test_bundles_the_nodes_must_refuse(fleet, version, boards, result, needle):
         assert last_state(fleet.obs, n.node)["fw"] == "0.1.0"
 
 
+@pytest.mark.fleet(2)  # refused by the controller: no node may hear of it
 def test_tampered_and_foreign_key_bundles_never_reach_a_node(fleet):
     good = fleet.bundle("0.2.0")
     tampered = fleet.tmp / "tampered.ota"
