@@ -44,7 +44,9 @@ def mpremote(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedP
 class Line:
     """A raw TCP client: the serial line as mpremote sees it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, board=None) -> None:
+        # board: the virtual-board process (conftest.Proc), whose output a failure shows.
+        self.board = board
         host, port = url.removeprefix("socket://").split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.buf = b""
@@ -62,7 +64,8 @@ class Line:
             except TimeoutError:
                 data = None
             if not data:
-                raise AssertionError(f"{needle!r} not seen; got {self.buf!r}")
+                said = "" if self.board is None else "\nboard:\n" + "\n".join(self.board.lines)
+                raise AssertionError(f"{needle!r} not seen; got {self.buf!r}{said}")
             self.buf += data
         i = self.buf.index(needle) + len(needle)
         out, self.buf = self.buf[:i], self.buf[i:]
@@ -186,8 +189,8 @@ def test_ctrl_c_at_any_moment_of_a_reset_keeps_the_board(vboard, tmp_path):
     # none of the board's code to stop, is dropped; one that lands in boot.py stops it.
     # Either way the board comes up, as a board takes Ctrl-C at any moment. (The driver
     # once died of the first kind: a board that reset into the friendly REPL instead.)
-    url, root, _ = vboard()
-    line = Line(url)
+    url, root, board = vboard()
+    line = Line(url, board)
     line.raw()
     for boot in (None, "import time\nwhile True:\n    time.sleep_ms(5)\n"):
         if boot is not None:
