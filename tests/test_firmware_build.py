@@ -124,7 +124,6 @@ def test_firmware_build_for_a_board_obeys_its_manifest(tmp_path, lanterna_cmd):
     report = json.loads(proc.stdout)
     paths = {m["path"] for m in report["modules"]}
     src = firmware_dir()
-    want = {p.relative_to(src) for p in fw.manifest_files("esp32")}
-    assert paths == {str(p if str(p) in fw.ENTRY_POINTS else p.with_suffix(".mpy")) for p in want}
+    assert paths == {str(fw.built_name(p.relative_to(src))) for p in fw.manifest_files("esp32")}
     assert "lamp/hal/esp32.mpy" in paths and "lamp/hal/sim.mpy" not in paths
     assert not (out / "lamp" / "hal" / "simdev").exists()

@@ -137,7 +137,7 @@ def updates(f: Fleet, node: str, version: str) -> int:
     return sum(1 for e in events(f.obs, node, "ota") if e["state"] == 3 and e["version"] == version)
 
 
-@pytest.mark.fleet(8)  # canary 1, then 25% and the rest: three waves of 1, 2 and 5
+@pytest.mark.fleet(8)  # canary 1, then 25% and the rest: three waves, none empty
 def test_a_rollout_in_canary_and_waves_updates_every_node(fleet):
     schedules = {n.node: last_state(fleet.obs, n.node)["schedule"] for n in fleet.nodes}
     b = fleet.bundle("0.2.0")

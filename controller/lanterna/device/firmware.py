@@ -128,6 +128,12 @@ def image_files(src: Path | None, names: list[str] | tuple[str, ...]) -> list[Pa
     return sorted({p for n in names for p in manifest_files(n, src)})
 
 
+def built_name(rel: Path) -> Path:
+    """What `build` makes of the firmware file `rel`: an entry point stays source, every
+    other module becomes its .mpy."""
+    return rel if str(rel) in ENTRY_POINTS else rel.with_suffix(".mpy")
+
+
 def build(
     out: Path, src: Path | None = None, manifest: str | list[str] | tuple[str, ...] = ()
 ) -> list[Module]:
@@ -142,13 +148,11 @@ def build(
     modules = []
     for py in files:
         rel = py.relative_to(src)
-        if str(rel) in ENTRY_POINTS:
-            dest = out / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = out / built_name(rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.suffix == ".py":
             shutil.copyfile(py, dest)
         else:
-            dest = (out / rel).with_suffix(".mpy")
-            dest.parent.mkdir(parents=True, exist_ok=True)
             mpy_cross(rel, dest, cwd=src)  # relative: tracebacks name lamp/x.py
         modules.append(Module(str(dest.relative_to(out)), py.stat().st_size, dest.stat().st_size))
     return modules
