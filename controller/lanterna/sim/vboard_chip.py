@@ -22,6 +22,13 @@ DRIVER = MP_SCRIPTS / "vboard_driver.py"
 # the code on the board may use: 12160 bytes allocated at an idle prompt vs 992 for an
 # empty script on the unix port (MicroPython 1.29).
 DRIVER_HEAP = 12 * 1024
+# A SIGINT is sometimes lost (vboard_driver.py): one that has not ended the code goes
+# again after RESEND_S, at most RESENDS times. Lost ones were seen only within a few ms
+# of the process writing output, so the spacing is many times that, and one that did
+# land has had time to end the code (a SIGINT that lands in the driver after the code
+# is harmless, but each one is a KeyboardInterrupt for a program that catches them).
+RESEND_S = 0.25
+RESENDS = 8
 
 
 def split_records(buf: bytes, mark: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -57,8 +64,9 @@ class Chip:
         self.ready = False  # the driver runs (its R record came)
         self._events = events
         self._running = False  # the board's code runs: between the driver's B and E records
-        self._sent = False  # this run's SIGINT has been sent
+        self._sent = False  # this run's Ctrl-C has been delivered (a G answer or SIGINT)
         self._held = False  # a Ctrl-C waiting for the board's code to start
+        self._runs = 0  # runs of code started (B records): a resend is for one run only
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
 
@@ -88,9 +96,14 @@ class Chip:
         while chunk := await proc.stdout.read(65536):
             events, rest = split_records(rest + chunk, mark)
             for kind, payload in events:
+                if kind == b"W":  # the code is about to start: was it interrupted first?
+                    self._sent, self._held = self._held, False
+                    self.send(b"G", b"K" if self._sent else b"")
+                    continue
                 if kind == b"B":
-                    self._running, self._sent = True, False
-                    if self._held:
+                    self._running = True
+                    self._runs += 1
+                    if self._held:  # came between W and B
                         self._held = False
                         self._signal()
                     continue
@@ -102,7 +115,7 @@ class Chip:
                     continue
                 if kind == b"R":
                     self.ready = True
-                else:  # the boot or a block has ended: a held Ctrl-C had nothing to stop
+                elif kind:  # the boot or a block has ended: a held Ctrl-C had nothing to stop
                     self._held = False
                 self._events.put_nowait(("chip", self.gen, kind, payload))
         self._events.put_nowait(("chip", self.gen, b"", rest))
@@ -110,26 +123,33 @@ class Chip:
 
     def send(self, kind: bytes, src: bytes) -> None:
         """A frame for the driver: b"E" a raw-REPL block (file input), b"L" friendly
-        input (single), b"A" the answer to its E record."""
+        input (single), b"G" the answer to its W record, b"A" the answer to its E."""
         if self._proc is not None and self._proc.stdin is not None:
             self._proc.stdin.write(b"%s %d\n" % (kind, len(src)) + src)
 
     def interrupt(self) -> None:
         """Ctrl-C: a KeyboardInterrupt in the board's code, as a board takes it at any
-        moment. SIGINT goes only while that code runs (the driver's B to E records), once
-        per run: anywhere else it would kill the driver (the unix port raises it at its next
-        jump, or exits on a second one before that). A Ctrl-C before the code starts (the
-        driver starting, a block in transit) is held for it; one for a boot or block that
-        runs no code of the board's is dropped when it ends, as there is nothing to stop."""
+        moment. One that comes before the code starts (the driver starting, a block in
+        transit) is held for it and goes with the driver's W answer; one for a boot or
+        block that runs no code of the board's is dropped when it ends, as there is
+        nothing to stop. While the code runs (the driver's B to E records) it is SIGINT,
+        once per run, sent again until the code ends (RESEND_S)."""
         if not self._running:
             self._held = True
         elif not self._sent:
             self._signal()
 
-    def _signal(self) -> None:
+    def _signal(self, n: int = 0) -> None:
         if self._proc is not None and self._proc.returncode is None:
             self._sent = True
             self._proc.send_signal(signal.SIGINT)
+            if n < RESENDS:
+                loop = asyncio.get_running_loop()
+                loop.call_later(RESEND_S, self._resend, self._runs, n + 1)
+
+    def _resend(self, run: int, n: int) -> None:
+        if self._running and self._runs == run:  # that run goes on: the SIGINT was lost
+            self._signal(n)
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

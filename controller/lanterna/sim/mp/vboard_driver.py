@@ -11,23 +11,27 @@
 #   MACHINE  what os.uname().machine reports
 #
 # stdin, frames from the server: KIND LEN "\n" SOURCE, KIND "E" (a raw-REPL block, file
-# input) or "L" (friendly-REPL input, single mode: expression values are printed), or
-# "A 0" (the answer to an E record, below).
+# input) or "L" (friendly-REPL input, single mode: expression values are printed), "G"
+# (the answer to a W record: SOURCE "K" when a Ctrl-C came before the code could start)
+# or "A 0" (the answer to an E record, below).
 # stdout: the program's output as it comes (one stream, like a UART), and records
 # "\x1e" MARK KIND LEN ":" PAYLOAD:
 #   R  the driver runs; payload: the MicroPython version
+#   W  the board's code is about to start: the server answers G
 #   B  the board's code (boot.py, main.py, a block) starts: a Ctrl-C may come now
 #   E  that code has ended: the server sends no more Ctrl-C and answers "A"
 #   D  a block (or the boot) finished; payload: its traceback, if it raised
 #   S  sys.exit() or machine.soft_reset(): a soft reset, in the same REPL mode
 #   H  machine.reset(): a hard reset, which boots into the friendly REPL
 #
-# Ctrl-C is SIGINT, which the unix port turns into a KeyboardInterrupt wherever the
-# interpreter next checks (at a jump), and a second SIGINT before it has done so ends
-# the process. A board takes Ctrl-C at any moment and interrupts only the board's code,
-# so the server sends SIGINT only between the B and E records it has seen, at most once
-# per run of code (lanterna.sim.vboard_chip): it lands in that code, or in _run after
-# it, never in the driver's own work (a KeyboardInterrupt there would kill the chip).
+# Ctrl-C is SIGINT while the code runs (between B and E). This unix port (no GIL) raises
+# the KeyboardInterrupt from the signal handler, wherever the process is; one that comes
+# within a few ms after the process wrote something is sometimes lost (measured: 12 of 30
+# SIGINTs sent as soon as a `while True: pass` loop's first output was read), so the
+# server sends it again until the code ends (lanterna.sim.vboard_chip). A Ctrl-C that
+# came before the code started needs no signal: the G answer carries it, and it is raised
+# at the code's first line. Every KeyboardInterrupt that lands in _run after the code is
+# taken as the code's, never lets the driver die.
 import io
 import os
 import sys
@@ -166,12 +170,15 @@ def _traceback(e):
     return "".join(s + "\n" for s in buf.getvalue().split("\n") if s and not s.startswith(skip))
 
 
-def _run(code, glob):
+def _run(code, glob, name="<stdin>"):
     # -> the record that ends the code: (kind, traceback). Between B and the server's
     # answer to E, a SIGINT may land anywhere here; it is taken as the code's (pyexec
-    # takes one that comes as a block ends too), and only one can come per run.
+    # takes one that comes as a block ends too).
     kind, err = b"D", None
     said = [False, False]  # E written, A read
+    _record(b"W")
+    if _read_frame(_inp)[1] == b"K":  # a Ctrl-C came first: the code stops at its start
+        code = compile("raise KeyboardInterrupt", name, "exec")
     try:
         _record(b"B")
         try:
@@ -180,19 +187,21 @@ def _run(code, glob):
             kind = _reset[0]
         except BaseException as e:  # noqa: BLE001 -- the board reports it and carries on
             err = e
-        _quiet(said)
     except KeyboardInterrupt as e:  # the run's Ctrl-C, come as the code ended
         if err is None:
             err = e
-        _quiet(said)  # no other SIGINT can come now: finish what was cut short
+    while not said[1]:
+        try:
+            _quiet(said)
+        except KeyboardInterrupt:  # the server's Ctrl-C again, sent before it saw E
+            pass
     return kind, b"" if err is None else _traceback(err).encode()
 
 
 def _quiet(said):
-    # E, then the server's "A": it sent its SIGINT, if any, before it answered, so the
-    # KeyboardInterrupt is raised in here (by the loop after the answer at the latest).
-    # said[] is set with no jump between the write or read and the store, so a
-    # KeyboardInterrupt never makes a record go twice or an answer go unread.
+    # E, then the server's "A": it sends no SIGINT once it has seen E. said[] is set right
+    # after the write or read, so a KeyboardInterrupt here rarely makes a record go twice
+    # or an answer go unread.
     if not said[0]:
         _record(b"E")
         said[0] = True
@@ -201,9 +210,6 @@ def _quiet(said):
         said[1] = True
         if not line:
             sys.exit(0)  # the server has gone
-    n = 1
-    while n:
-        n -= 1
 
 
 def _file(name, glob):
@@ -214,7 +220,7 @@ def _file(name, glob):
     except OSError:
         return b"D", b""
     try:
-        return _run(compile(src, name, "exec"), glob)
+        return _run(compile(src, name, "exec"), glob, name)
     except SyntaxError as e:
         return b"D", _traceback(e).encode()
 
