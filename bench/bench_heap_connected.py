@@ -11,9 +11,16 @@ command and never logged a MemoryError. Printed, one JSON object: the lowest hea
 the node reported, the budget of the board under test, whether the day passed in it,
 and the least budget (bisected, 2 KiB steps) in which the day passes.
 
+`--code files` flashes the node as a stock MicroPython image must run it: slot a holds
+the compiled modules as .mpy files (no ROMFS image) and the loader (firmware/loader.py) is
+main.py, so the bytecode lives in the heap and the interpreter gets the budget alone;
+`--code romfs` (the default) runs them from the slot's image, held outside the budget as
+the pole's partition would be. The JSON says which (`code`).
+
 Figures are for the 64-bit unix port: every object is twice its size on the 32-bit ESP32,
 code objects about 1.2 times (docs/firmware.md, "Heap on the pole").
 Run: .venv/bin/python bench/bench_heap_connected.py [--board sim] [--warp 720]
+     [--code romfs|files] [--budget BYTES] [--no-bisect]
 """
 
 from __future__ import annotations
@@ -45,9 +52,22 @@ def _more(topic: str, k: int, msgs: list[Msg]) -> bool:
     return _count(msgs, topic) > k
 
 
-def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
+def files_flash(d: Path) -> None:
+    """The node's flash as provisioning writes it for a stock image: slot a in the
+    files form, the loader as main.py."""
+    from lanterna.device import firmware as fw
+
+    shutil.rmtree(d / "slots" / "a")
+    for rel, data in fw.factory_files(fw.cached_build(), fw.firmware_version(), ("files",)).items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(data)
+    shutil.copyfile(fw.firmware_dir() / "loader.py", d / "main.py")
+
+
+def day(budget: int, warp: int, board: str, tmp: Path, code: str = "romfs") -> dict:
     """One simulated day of one connected node with `budget` bytes of heap."""
     from lanterna.broker.mosquitto import Mosquitto, free_port
+    from lanterna.device.firmware import romfs_heap
     from lanterna.sim.district import District, prepare
 
     broker = Mosquitto(tmp / "broker")
@@ -63,6 +83,10 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     obs = Observer(broker, [base + "#"], client_id="bench-controller")
     d = District(nodes, warp=warp, board=board)
     d.board["heap"] = budget
+    if code == "files":
+        files_flash(n.dir)
+        # The district adds its image to every node's heap; a files node has none in RAM.
+        d.board["heap"] = budget - romfs_heap(0, d.image)
     # A fixed start (2026-11-25 00:00Z): the same day, the same nights, every run.
     d.extra_args = ["--start", "1795564800"]
     sent = 0
@@ -114,6 +138,7 @@ def day(budget: int, warp: int, board: str, tmp: Path) -> dict:
     tele = obs.json(base + "tele")
     acks = obs.json(base + "ack")
     return {
+        "code": code,
         "budget": budget,
         "hours": hours,
         "tele": len(tele),
@@ -145,6 +170,7 @@ def main() -> None:
     ap.add_argument("--warp", type=int, default=720)
     ap.add_argument("--no-bisect", action="store_true")
     ap.add_argument("--budget", type=int, help="bytes (default: the board's)")
+    ap.add_argument("--code", choices=("romfs", "files"), default="romfs")
     a = ap.parse_args()
     from lamp.board import load
     from lanterna.paths import board_file
@@ -153,15 +179,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         t0 = time.monotonic()
-        at_budget = day(budget, a.warp, a.board, tmp)
-        out = {"board": a.board, "warp": a.warp, "at_budget": at_budget}
+        at_budget = day(budget, a.warp, a.board, tmp, a.code)
+        out = {"board": a.board, "warp": a.warp, "code": a.code, "at_budget": at_budget}
         if not a.no_bisect:
             lo, hi = 64 * 1024, 2 * budget  # fails at lo (assumed), passes at hi (checked)
             if at_budget["passed"]:
                 hi = budget
             while hi - lo > 2048:
                 mid = (lo + hi) // 2 // 1024 * 1024
-                r = day(mid, a.warp, a.board, tmp)
+                r = day(mid, a.warp, a.board, tmp, a.code)
                 lo, hi = (lo, mid) if r["passed"] else (mid, hi)
             out["least_budget"] = hi
         out["seconds"] = round(time.monotonic() - t0, 1)

@@ -168,6 +168,7 @@ def romfs_image(tree: Path, extra: dict[str, bytes] | None = None) -> bytes:
     from mpremote.romfs import VfsRomWriter
 
     vfs = VfsRomWriter()
+    extra = extra or {}
 
     def add(d: Path) -> None:
         for p in sorted(d.iterdir()):
@@ -175,23 +176,59 @@ def romfs_image(tree: Path, extra: dict[str, bytes] | None = None) -> bytes:
                 vfs.opendir(p.name)
                 add(p)
                 vfs.closedir()
-            elif p.suffix == ".mpy":
+            elif p.suffix == ".mpy" and not (d == tree and p.name in extra):
                 vfs.mkfile(p.name, p.read_bytes())
 
     add(tree)
-    for name, data in sorted((extra or {}).items()):
+    for name, data in sorted(extra.items()):
         vfs.mkfile(name, data)
     return vfs.finalise()
+
+
+def main_mpy(tree: Path) -> bytes:
+    """The built tree's main.py compiled: what the loader imports as the application's
+    entry point from a slot (its image or its files)."""
+    if (tree / "main.mpy").is_file():
+        return (tree / "main.mpy").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="lanterna-main-") as tmp:
+        main = Path(tmp) / "main.mpy"
+        mpy_cross(tree / "main.py", main)
+        return main.read_bytes()
 
 
 def app_image(tree: Path) -> bytes:
     """The ROMFS image of a built tree as an application slot holds it: every module,
     and main.py compiled beside them, so a loader can import it (the pole runs main.py
     from its filesystem; the sim imports it from the image)."""
-    with tempfile.TemporaryDirectory(prefix="lanterna-main-") as tmp:
-        main = Path(tmp) / "main.mpy"
-        mpy_cross(tree / "main.py", main)
-        return romfs_image(tree, {"main.mpy": main.read_bytes()})
+    return romfs_image(tree, {"main.mpy": main_mpy(tree)})
+
+
+# How a slot holds its code (docs/firmware.md, "Slots: files or ROMFS"): "romfs", the
+# image (main.py and lanterna.romfs), which a firmware with a romfs partition runs in place
+# and the sim reads into RAM; "files", main.mpy and every lamp/**.mpy on the filesystem,
+# which any MicroPython runs (a stock image has no ROMFS). A slot may hold both.
+FORMS = ("romfs", "files")
+
+
+def slot_payload(tree: Path, forms: tuple[str, ...] | list[str] = ("romfs",)) -> dict[str, bytes]:
+    """What an application slot holds in the given forms, path in the slot -> bytes."""
+    bad = [f for f in forms if f not in FORMS]
+    if bad or not forms:
+        raise FirmwareBuildError(
+            f"slot form {bad[0] if bad else '(none)'!r}: expected romfs or files"
+        )
+    out: dict[str, bytes] = {}
+    if "romfs" in forms:
+        out["main.py"] = (tree / "main.py").read_bytes()
+        image = tree / ROMFS_NAME
+        out[ROMFS_NAME] = image.read_bytes() if image.is_file() else app_image(tree)
+    if "files" in forms:
+        out["main.mpy"] = main_mpy(tree)
+        for p in sorted(tree.rglob("*.mpy")):
+            rel = p.relative_to(tree).as_posix()
+            if rel != "main.mpy":
+                out[rel] = p.read_bytes()
+    return out
 
 
 def firmware_version(src: Path | None = None) -> str:
@@ -208,12 +245,13 @@ def slot_file(path: str, data: bytes) -> dict:
     return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def factory_files(build: Path, version: str) -> dict[str, bytes]:
+def factory_files(
+    build: Path, version: str, forms: tuple[str, ...] | list[str] = ("romfs",)
+) -> dict[str, bytes]:
     """What flashing puts on a node's filesystem (docs/ota.md, "Slots and trial boots"):
-    boot.py at the root, and the build in application slot a with a manifest (unsigned:
-    the factory's, not a bundle's) written as an installed bundle's is."""
-    payload = {"main.py": (build / "main.py").read_bytes()}
-    payload[ROMFS_NAME] = (build / ROMFS_NAME).read_bytes()
+    boot.py at the root, and the build in application slot a, in the given forms, with a
+    manifest (unsigned: the factory's, not a bundle's) that lists every file's sha256."""
+    payload = slot_payload(build, forms)
     manifest = {
         "format": "lanterna-ota/1",
         "version": version,
@@ -233,7 +271,7 @@ def romfs_heap(budget: int, image: Path) -> int:
     return budget + (n + 15) // 16 * 16 + ROMFS_MOUNT_BYTES
 
 
-_CACHE_LAYOUT = b"mpy+romfs 1\0"  # bump when what a cached build holds changes
+_CACHE_LAYOUT = b"mpy+romfs 2\0"  # bump when what a cached build holds changes
 
 
 def cached_build(src: Path | None = None, cache: Path | None = None, manifest: str = "sim") -> Path:
@@ -255,6 +293,7 @@ def cached_build(src: Path | None = None, cache: Path | None = None, manifest: s
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
         build(tmp / "fw", src, manifest)
         (tmp / "fw" / ROMFS_NAME).write_bytes(app_image(tmp / "fw"))
+        (tmp / "fw" / "main.mpy").write_bytes(main_mpy(tmp / "fw"))  # the files form's
         try:
             (tmp / "fw").rename(out)
         except OSError:  # another process got there first: its build is the same

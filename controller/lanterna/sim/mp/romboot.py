@@ -6,8 +6,9 @@
 # node itself may use.
 # As a script: `micropython romboot.py ARGS...` boots the node (main) with ARGS, from the
 # current directory as its flash: with a boot.py there (a node with application slots,
-# docs/ota.md) boot.py picks the slot and its image runs; without one, the image named by
-# LANTERNA_ROMFS does.
+# docs/ota.md) boot.py picks the slot; then a main.py at the root (the loader a pole is
+# provisioned with) runs it in whichever form it holds, else the slot's image runs;
+# without a boot.py, the image named by LANTERNA_ROMFS does.
 import os
 import sys
 
@@ -38,14 +39,25 @@ def _boot():
     return slot
 
 
+def _loader(slot):
+    # A pole's flash (provisioned: the loader, firmware/loader.py, is main.py at the
+    # root): it runs after boot.py in boot.py's namespace, as MicroPython runs main.py,
+    # and picks the slot's form (files, the romfs partition's stand-in, the image in RAM).
+    with open("main.py") as f:
+        code = compile(f.read(), "main.py", "exec")
+    exec(code, {"__name__": "__main__", "SLOT": slot})
+
+
 if __name__ == "__main__":
     slot = _boot()
-    if slot is None:
-        mount(os.getenv("LANTERNA_ROMFS"))
-    else:
-        mount(slot + "lanterna.romfs")  # its main.mpy comes first: main.py is the pole's
+    loader = slot is not None and "main.py" in os.listdir()
+    if not loader:  # a sim node's flash (boot.py and slots only): the slot's image in RAM
+        mount(os.getenv("LANTERNA_ROMFS") if slot is None else slot + "lanterna.romfs")
     try:
-        import main  # noqa: F401 -- boots and runs the node
+        if loader:
+            _loader(slot)
+        else:
+            import main  # noqa: F401 -- boots and runs the node
     except Exception as e:  # noqa: BLE001 -- a crashing application: the pole resets
         sys.print_exception(e)
         sys.exit(3)  # a soft reset: the district restarts the node; boot.py counts it

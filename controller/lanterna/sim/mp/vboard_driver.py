@@ -225,26 +225,37 @@ def _file(name, glob):
         return b"D", _traceback(e).encode()
 
 
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
 def _boot(glob):
     # -> the record ending the boot. Tracebacks are printed: the console shows them.
     kind, err = _file("boot.py", glob)
     _out.write(err)
     if kind != b"D":
         return kind
-    # The ROMFS partition's stand-in, as romboot does for lanterna sim: the slot that
-    # firmware/boot.py chose holds the image of the compiled firmware.
+    # The ROMFS stand-in, as romboot does for lanterna sim: the slot that firmware/boot.py
+    # chose holds the image of the compiled firmware, read into RAM at /rom. Not when
+    # main.py is about to run: the loader a pole is provisioned with (firmware/loader.py)
+    # picks the slot's form itself (files, the romfs partition LANTERNA_ROMFS_PART stands
+    # in for, the image in RAM), as on the pole.
     slot = glob.get("SLOT")
     image = slot + "lanterna.romfs" if isinstance(slot, str) else None
+    loader = _MODE == "friendly" and _exists("main.py")
     try:
         os.stat(image)
-        romboot.mount(image)
+        if not loader:
+            romboot.mount(image)
     except (OSError, TypeError):
         image = None
     if _MODE != "friendly":
         return kind
-    try:
-        os.stat("main.py")
-    except OSError:
+    if not loader:
         if image is not None:  # main.mpy in the image, as romboot imports it
             kind, err = _run("import main", glob)
             _out.write(err)

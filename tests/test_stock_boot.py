@@ -1,0 +1,157 @@
+"""A pole's boot on the unix port (docs/firmware.md, "Slots: files or ROMFS"), in the real
+MicroPython: the flash as provisioning writes it (boot.py, the loader as main.py, slot a)
+and romboot standing in for the reset (boot.py, then main.py in its namespace, as the
+ESP32 port runs them). A slot of plain .mpy files boots on a firmware without ROMFS and
+lights within a second; a firmware with a romfs partition (its file stand-in,
+LANTERNA_ROMFS_PART, with esp32.Partition's block API) gets the slot's image copied in
+and boots from it, and a power cut (kill -9 of the process doing the copy) at any step
+still leaves a node that boots a complete slot; a partition that fails falls back to the
+files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lanterna.device import firmware as fw
+from lanterna.device.provision import node_config
+from lanterna.paths import ROMBOOT, board_file, tool
+
+LEVEL = " level "  # the lighting loop's first line: the lamp is lit
+BANNER = "heap budget"
+PART_BYTES = 128 * 1024  # the romfs partition of MicroPython's partitions-4MiB-romfs.csv
+BLOCK = 4096
+
+
+def flash(d: Path, forms: tuple[str, ...]) -> Path:
+    """A pole's flash in `d`: boot.py, the loader as main.py, slot a in `forms`, config."""
+    d.mkdir(parents=True, exist_ok=True)
+    for rel, data in fw.factory_files(fw.cached_build(manifest="sim"), "0.1.0", forms).items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(data)
+    (d / "main.py").write_bytes((fw.firmware_dir() / "loader.py").read_bytes())
+    cfg = node_config(
+        "pole-1", "greenwich", 51.48, 0.0, "GMT0BST,M3.5.0/1,M10.5.0", None, "00" * 32
+    )
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def image_entry(d: Path) -> dict:
+    files = json.loads((d / "slots/a/manifest.json").read_text())["files"]
+    return next(f for f in files if f["path"] == fw.ROMFS_NAME)
+
+
+def partition(path: Path, size: int = PART_BYTES, fill: bytes = b"\xff") -> Path:
+    path.write_bytes(fill * size)  # erased flash
+    return path
+
+
+def boot(spawn, d: Path, part: Path | None = None, step: bool = False, heap: int = 2 << 20):
+    """One reset of the pole in `d` (sim-s3's budget; the image, when one is mounted from
+    the partition stand-in, is read into RAM outside it)."""
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    env.pop("LANTERNA_ROMFS", None)
+    env.pop("LANTERNA_ROMFS_STEP", None)
+    if part is not None:
+        env["LANTERNA_ROMFS_PART"] = str(part)
+    if step:
+        env["LANTERNA_ROMFS_STEP"] = "1"
+    image = d / "slots/a" / fw.ROMFS_NAME
+    if image.exists():
+        heap = fw.romfs_heap(heap, image)
+    args = [tool("micropython"), "-X", f"heapsize={heap}", str(ROMBOOT)]
+    args += ["--board", str(board_file("sim-s3")), "--config", "config.json"]
+    kw = {"stdin": subprocess.PIPE} if step else {}
+    return spawn(args, cwd=d, env=env, **kw)
+
+
+def holds_image(part: Path, d: Path) -> bool:
+    e = image_entry(d)
+    return hashlib.sha256(part.read_bytes()[: e["size"]]).hexdigest() == e["sha256"]
+
+
+def test_a_files_slot_boots_and_lights_within_a_second(spawn, tmp_path):
+    d = flash(tmp_path / "pole", ("files",))
+    assert not (d / "slots/a" / fw.ROMFS_NAME).exists()
+    assert (d / "slots/a/lamp/app.mpy").exists()
+    manifest = json.loads((d / "slots/a/manifest.json").read_text())
+    paths = {f["path"] for f in manifest["files"]}
+    assert "main.mpy" in paths and "lamp/app.mpy" in paths  # every file, with its sha256
+    for f in manifest["files"]:
+        data = (d / "slots/a" / f["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"], f["path"]
+    t0 = time.monotonic()
+    p = boot(spawn, d)
+    line = p.wait_for(LEVEL)
+    # Warp 1, the pole's own speed: from power-on (the process) to a lit lamp.
+    assert time.monotonic() - t0 < 1.0, p.lines
+    assert "loader:" not in "\n".join(p.lines)  # no partition, no image: nothing to say
+    assert line.split()[1] == "level", line
+
+
+def test_an_image_slot_without_a_partition_runs_from_ram(spawn, tmp_path):
+    d = flash(tmp_path / "pole", ("romfs",))
+    boot(spawn, d).wait_for(LEVEL)
+
+
+def test_a_romfs_board_boots_from_its_partition_and_checks_it_at_every_boot(spawn, tmp_path):
+    d = flash(tmp_path / "pole", ("romfs", "files"))
+    part = partition(tmp_path / "romfs.part")
+    p = boot(spawn, d, part)
+    p.wait_for(LEVEL)
+    assert any("copying slots/a/lanterna.romfs into the romfs partition" in x for x in p.lines)
+    assert holds_image(part, d)
+    p.p.kill()
+    p.p.wait()
+    before = part.read_bytes()
+    p = boot(spawn, d, part)  # the copy verifies: nothing written
+    p.wait_for(LEVEL)
+    assert not any("copying" in x for x in p.lines), p.lines
+    assert part.read_bytes() == before
+
+
+def test_a_partition_that_cannot_hold_the_image_falls_back_to_the_files(spawn, tmp_path):
+    d = flash(tmp_path / "pole", ("romfs", "files"))
+    part = partition(tmp_path / "romfs.part", size=BLOCK)  # far too small
+    p = boot(spawn, d, part)
+    p.wait_for(LEVEL)
+    assert any("running from files" in x for x in p.lines), p.lines
+
+
+def steps(size: int) -> int:
+    # lamp.hal.romfs.copy: erase block 0, erase and write blocks 1..last, write block 0.
+    return 2 + 2 * ((size - 1) // BLOCK)
+
+
+@pytest.mark.parametrize("seed", [14])
+def test_a_power_cut_anywhere_in_the_copy_still_boots_a_complete_slot(spawn, tmp_path, seed):
+    d = flash(tmp_path / "pole", ("romfs", "files"))
+    part = partition(tmp_path / "romfs.part")
+    n = steps(image_entry(d)["size"])
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(n), 20))
+    for k in cuts:
+        p = boot(spawn, d, part, step=True)
+        for i in range(k):
+            p.wait_for(f"romfs step {i}")
+            p.p.stdin.write("\n")
+            p.p.stdin.flush()
+        p.wait_for(f"romfs step {k}")
+        p.p.kill()  # SIGKILL: the power goes mid-copy, before step k
+        p.p.wait()
+        assert not holds_image(part, d), f"cut at step {k} of {n}: the copy cannot be whole"
+        assert part.read_bytes()[:3] != b"\xd2\xcd\x31", "block 0 is written last"
+        p = boot(spawn, d, part)  # power back: copied again, then it boots from it
+        p.wait_for(LEVEL)
+        assert holds_image(part, d), f"after a cut at step {k}"
+        p.p.kill()
+        p.p.wait()
+        partition(part, fill=b"\x00")  # the next trial starts from another old content
