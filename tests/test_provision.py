@@ -167,11 +167,19 @@ def test_provisioning_for_a_tls_broker_gives_the_node_tls(tmp_path, spawn):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
     env.update(LANTERNA_HOME=str(home), LANTERNA_BROKER="mqtts://127.0.0.1:18883")
+    # The node verifies a TLS broker against its CA, so the CA goes with it (issue 14;
+    # without one provisioning refuses: tests/test_provision_tls.py).
+    from lanterna.broker.tls import ensure_ca
+
+    (tmp_path / "ca").mkdir()
+    ensure_ca(tmp_path / "ca", False)
+    env["LANTERNA_BROKER_CA"] = str(tmp_path / "ca" / "ca.crt")
     flash, url, board = virtual_board(spawn, env, tmp_path)
     p = provision(env, url, "--no-reset")
     assert p.returncode == 0, p.stderr
     mqtt = json.loads((flash / "config.json").read_text())["mqtt"]
     assert (mqtt["host"], mqtt["port"], mqtt.get("tls")) == ("127.0.0.1", 18883, True)
+    assert (flash / "ca.der").read_bytes()[:1] == b"\x30", "the CA, as DER"
     # ... and a plain broker's node config says nothing of TLS, as before.
     env["LANTERNA_BROKER"] = "mqtt://127.0.0.1:11883"
     p = provision(env, url, "--no-reset")

@@ -7,7 +7,11 @@ Resolution order, first found wins:
 - broker: ``--broker``, else ``$LANTERNA_BROKER``, else ``broker`` in the config file;
 - broker account: the URL's ``user[:password]``, else ``$LANTERNA_BROKER_USER`` /
   ``$LANTERNA_BROKER_PASSWORD``, else ``broker_user`` / ``broker_password`` in the
-  config file (user defaults to ``controller``).
+  config file (user defaults to ``controller``);
+- the broker's CA, for an ``mqtts://`` broker: ``$LANTERNA_BROKER_CA``, else
+  ``broker_ca`` in the config file (``lanterna broker config --tls`` puts its ``ca.crt``
+  there). Every MQTT client of the controller verifies the broker against it and its
+  host name; a TLS broker without a CA is refused (exit 5), never trusted blindly.
 
 The config file is ``config.json`` beside the store (``$LANTERNA_HOME`` or the
 per-user directory), 0600 when lanterna writes it. Passwords are never printed.
@@ -47,22 +51,39 @@ class Broker:
     user: str
     password: str | None
     tls: bool = False
+    ca: Path | None = None  # the broker's CA (PEM), for tls
 
     @property
     def url(self) -> str:
         """The URL without credentials: safe to print."""
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
+    def ca_file(self) -> Path:
+        """The CA a TLS broker is verified against; LanternaError when none is given
+        (exit 5, as for no broker) or the file named is not there (exit 4)."""
+        if self.ca is None:
+            raise LanternaError(
+                f"broker {self.url}: TLS needs the broker's CA to verify it: set "
+                "LANTERNA_BROKER_CA or 'broker_ca' in config.json (the ca.crt of "
+                "`lanterna broker config --tls`)",
+                EXIT_BROKER,
+            )
+        if not self.ca.is_file():
+            raise malformed(f"broker {self.url}: CA file {self.ca}: not found")
+        return self.ca
+
     def client(self, client_id: str, **kwargs: Any) -> Any:
         """A paho MQTT client (callback API 2) with this broker's credentials and TLS set;
-        not connected yet."""
+        not connected yet. TLS verifies the broker's certificate against `ca` and its
+        host name (paho's default: CERT_REQUIRED, hostname checked)."""
         import paho.mqtt.client as mqtt
 
+        ca = self.ca_file() if self.tls else None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **kwargs)
         if self.password is not None:
             c.username_pw_set(self.user, self.password)
-        if self.tls:
-            c.tls_set()
+        if ca is not None:
+            c.tls_set(ca_certs=str(ca))
         return c
 
 
@@ -104,7 +125,12 @@ class Ctx:
         password = (
             u.password or os.environ.get("LANTERNA_BROKER_PASSWORD") or cfg.get("broker_password")
         )
-        return Broker(u.host, u.port, user or "controller", password, u.tls)
+        return Broker(u.host, u.port, user or "controller", password, u.tls, self.broker_ca())
+
+    def broker_ca(self) -> Path | None:
+        """The broker's CA file: $LANTERNA_BROKER_CA, else broker_ca in config.json."""
+        ca = os.environ.get("LANTERNA_BROKER_CA") or self.config().get("broker_ca")
+        return Path(ca) if ca else None
 
     def close(self) -> None:
         if self._store is not None:

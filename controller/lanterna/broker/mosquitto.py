@@ -1,6 +1,7 @@
 """A real mosquitto broker on 127.0.0.1 for tests, benches and `make demo`: a free port,
 a password file, no anonymous access; start, stop and restart (same port, same
-persistence) under the caller's control. Whoever starts a broker stops it."""
+persistence) under the caller's control; or (Generated) one started from exactly what
+`lanterna broker config` wrote. Whoever starts a broker stops it."""
 
 from __future__ import annotations
 
@@ -113,3 +114,55 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class Generated:
+    """mosquitto started from exactly the directory `lanterna broker config` wrote (its
+    mosquitto.conf, nothing added), ready once every one of `ports` accepts a TCP
+    connection. A context manager: whoever starts it stops it, also on an error."""
+
+    def __init__(self, out: Path, ports: list[int]) -> None:
+        self.out = out
+        self.ports = list(ports)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> Generated:
+        self.proc = subprocess.Popen(
+            [BINARY, "-c", str(self.out / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        waiting = list(self.ports)
+        while waiting:
+            if self.proc.poll() is not None:
+                log = self.out / "mosquitto.log"
+                text = log.read_text() if log.exists() else ""
+                self.proc = None
+                raise RuntimeError(f"mosquitto exited: {text}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen on {waiting} in time")
+            try:
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
+                waiting.pop(0)
+            except OSError:
+                time.sleep(0.02)  # polling for the listener, bounded by the deadline
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Generated:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -3,6 +3,8 @@
 Thin over lanterna.broker.config (what is written and why: docs/security.md). It prints
 where everything is and the controller's account name, never a password: node passwords
 stay in credentials.json and the controller's in config.json, both 0600 beside the store.
+With --tls it records the CA's path as ``broker_ca`` in config.json: the controller's MQTT
+clients verify the broker with it, and `lanterna provision` writes it onto every node.
 Exit statuses as everywhere (docs/cli.md): 1 a file could not be written; 4 a name that
 cannot be an account or topic level, a bad --host, or an unreadable credentials file;
 6 the store.
@@ -22,7 +24,7 @@ from lanterna.broker import config as bc
 from lanterna.broker.credentials import CredentialsError
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
-from lanterna.context import Ctx, store_errors
+from lanterna.context import Ctx, store_errors, write_config
 from lanterna.errors import EXIT_FAILED, LanternaError, malformed
 
 
@@ -123,6 +125,15 @@ def broker_config(
         rotate=rotate,
     )
     r = bc.generate(opts, nodes, c.home)
+    if tls:
+        # The controller's own clients verify the broker with this CA (lanterna.context),
+        # and `lanterna provision` gives it to every node it provisions.
+        ca = str(r.files["ca"].resolve())
+        was = c.config().get("broker_ca")
+        if was != ca:
+            write_config(c.home, {"broker_ca": ca})
+            if was:
+                click.echo(f"broker_ca: now {ca} (was {was})", err=True)
     for w in r.warnings:
         click.echo(f"warning: {w}", err=True)
     if not nodes:
@@ -181,6 +192,10 @@ def _print(r: bc.Result) -> None:
     click.echo(f"node passwords: {r.credentials} (0600)")
     if r.ca_fingerprint:
         click.echo(f"CA sha256: {r.ca_fingerprint}")
+        click.echo(
+            f"controller and provisioning verify the broker with {r.files['ca']} "
+            f"(broker_ca in {r.credentials.parent / 'config.json'})"
+        )
     click.echo(f"start: mosquitto -c {r.files['conf']}; after a re-run: kill -HUP <its pid>")
 
 

@@ -5,10 +5,13 @@ board, a node id, a site without coordinates, WiFi options that do not fit the b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from lanterna.boards import load_board
 from lanterna.broker.credentials import Credentials
+from lanterna.broker.url import BrokerURL
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
@@ -36,7 +39,18 @@ from lanterna.tzinfo import posix_tz
 @click.option("--wifi-ssid")
 @click.option("--wifi-password")
 @click.option("--lan", is_flag=True, help="Wired Ethernet instead of WiFi.")
-@click.option("--broker", "broker_url", help="mqtt://HOST:PORT. Default: the controller's.")
+@click.option(
+    "--broker",
+    "broker_url",
+    help="mqtt://HOST:PORT or mqtts://HOST:PORT. Default: the controller's.",
+)
+@click.option(
+    "--broker-ca",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="For mqtts://: the broker's CA (PEM), written to the node as ca.der. "
+    "Default: $LANTERNA_BROKER_CA, else broker_ca in config.json (set by "
+    "`lanterna broker config --tls`).",
+)
 @click.option("--tele-s", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--no-reset", is_flag=True, help="Do not restart the board afterwards.")
 @click.option("--dry-run", is_flag=True, help="Show what would be written; touch nothing.")
@@ -56,6 +70,7 @@ def provision(
     wifi_password: str | None,
     lan: bool,
     broker_url: str | None,
+    broker_ca: Path | None,
     tele_s: int,
     no_reset: bool,
     dry_run: bool,
@@ -97,6 +112,7 @@ def provision(
         raise malformed(str(e)) from None
     # The node's broker: --broker, else the controller's; mqtts:// gives the node TLS.
     u = parse_broker_url(broker_url or c.broker().url, "--broker")
+    ca = _broker_ca(u, broker_ca or c.broker_ca()) if u.tls else None
     tz_posix = posix_tz(tz)
     try:
         key = store.node(node).key
@@ -111,7 +127,7 @@ def provision(
         node, site, lat, lon, tz_posix, mqtt, key.hex(), tele_s, 0, ota_key, network
     )
     plan = pv.Plan(
-        port, node, site, board["name"], pv.device_files(board_name, cfg), key, lat, lon, tz
+        port, node, site, board["name"], pv.device_files(board_name, cfg, ca), key, lat, lon, tz
     )
     if dry_run:
         files = plan.describe()
@@ -146,6 +162,25 @@ def provision(
         click.echo(f"{node} registered in site {site}")
     else:
         click.echo(f"{node} on {port}: the device already holds every file; nothing changed")
+
+
+def _broker_ca(u: BrokerURL, path: Path | None) -> bytes:
+    # A TLS node verifies its broker or does not start (lamp.net.link): its CA goes
+    # with it, checked here before anything is made or written.
+    if path is None:
+        raise malformed(
+            f"--broker {u.url}: the node needs the broker's CA to verify it: give "
+            "--broker-ca FILE (the ca.crt of `lanterna broker config --tls`), or set "
+            "LANTERNA_BROKER_CA or broker_ca in config.json"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise malformed(f"--broker-ca {path}: {e.strerror or e}") from None
+    try:
+        return pv.ca_der(data, f"--broker-ca {path}")
+    except pv.ProvisionError as e:
+        raise malformed(str(e)) from None
 
 
 COMMANDS = [provision]

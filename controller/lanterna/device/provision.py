@@ -59,9 +59,39 @@ class Plan:
         ]
 
 
+CA_FILE = "ca.der"  # beside config.json: the node's mqtt "ca" default (lamp.net.link.SPEC)
+
+
+def ca_der(data: bytes, where: str) -> bytes:
+    """The broker's CA for a node: every certificate of `data` (PEM, as `lanterna broker
+    config --tls` writes ca.crt) as DER, back to back, and nothing else, so no private key
+    can ride along onto a pole. DER: the node's mbedTLS may lack a PEM parser (the unix
+    port's does), and it is smaller. ProvisionError names `where` for a file without a
+    certificate, with a key, or a certificate that is not a CA's."""
+    from cryptography import x509
+
+    if b"PRIVATE KEY" in data:
+        raise ProvisionError(f"{where}: holds a private key; give the CA's certificate (ca.crt)")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ProvisionError(f"{where}: not a PEM certificate") from None
+    for cert in certs:
+        try:
+            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            bc = None
+        if bc is None or not bc.ca:
+            raise ProvisionError(f"{where}: {cert.subject.rfc4514_string()} is not a CA")
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return b"".join(c.public_bytes(Encoding.DER) for c in certs)
+
+
 def mqtt_config(u: BrokerURL, user: str, password: str) -> dict[str, Any]:
     """The node's "mqtt" settings (lamp.net.link.SPEC) for the broker at `u`: a TLS broker
-    (mqtts://) gives "tls": true, which the node's link honours."""
+    (mqtts://) gives "tls": true, and the node then verifies the broker against the CA
+    provisioning writes beside its config (CA_FILE) and the host name of `u`."""
     m: dict[str, Any] = {"host": u.host, "port": u.port, "user": user, "password": password}
     if u.tls:
         m["tls"] = True
@@ -101,15 +131,17 @@ def node_config(
     return cfg
 
 
-def device_files(board_name: str, cfg: dict[str, Any]) -> dict[str, bytes]:
+def device_files(board_name: str, cfg: dict[str, Any], ca: bytes | None = None) -> dict[str, bytes]:
     """Everything provisioning writes, in the order it is written (the slot's manifest
-    after its files; the config last, so a cut-short run never leaves a config without
-    the firmware it is for)."""
+    after its files; the broker's CA (ca_der) before the config; the config last, so a
+    cut-short run never leaves a config without the firmware or the CA it is for)."""
     chip = json.loads(board_file(board_name).read_text())["chip"]
     build = fw.cached_build(manifest=fw.manifest_for_chip(chip))  # a pole's: no simulator
     files = fw.factory_files(build, fw.firmware_version())
     files["main.py"] = (firmware_dir() / "loader.py").read_bytes()
     files["board.json"] = board_file(board_name).read_bytes()
+    if ca is not None:
+        files[CA_FILE] = ca
     files["config.json"] = (json.dumps(cfg, indent=1, sort_keys=True) + "\n").encode()
     return files
 

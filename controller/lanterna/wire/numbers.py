@@ -30,7 +30,17 @@ EV_EVSE = "evse_status"
 EV_SESSION_START = "ev_session_start"
 EV_SESSION_STOP = "ev_session_stop"
 EV_SENSOR = "sensorFault"
-EVENTS = (EV_BOOT, EV_OTA, EV_EVSE, EV_SESSION_START, EV_SESSION_STOP, EV_SENSOR, *FAULTS)
+EV_UNTRUSTED = "broker_untrusted"  # TLS handshakes refused: the broker's certificate
+EVENTS = (
+    EV_BOOT,
+    EV_OTA,
+    EV_EVSE,
+    EV_SESSION_START,
+    EV_SESSION_STOP,
+    EV_SENSOR,
+    EV_UNTRUSTED,
+    *FAULTS,
+)
 
 # LwM2M Object 5 (Firmware Update): resource 3 State ...
 IDLE = 0

@@ -19,8 +19,11 @@ def writable(sock):
 
 
 async def connect(host, port, ssl=None):
-    # -> a connected non-blocking TCP socket, TLS-wrapped when `ssl` is True or an
-    # SSLContext (its handshake runs with the first reads and writes, as asyncio's does).
+    # -> a connected non-blocking TCP socket, TLS-wrapped when `ssl` is an SSLContext
+    # (its handshake runs with the first reads and writes, as asyncio's does). The context
+    # verifies (CERT_REQUIRED, the broker's CA: lamp.net.link.tls_context) and `host` is
+    # the name the certificate must carry; there is no unverified TLS here: the port's
+    # default client context is CERT_NONE, which any man in the middle passes.
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], ai[1], ai[2])
     # IPPROTO_TCP, TCP_NODELAY: a small packet (a PUBACK, a chunk request) goes at once
@@ -36,10 +39,6 @@ async def connect(host, port, ssl=None):
             s.close()
             raise
     if ssl:
-        if ssl is True:
-            import ssl as tls
-
-            ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         s = ssl.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
         s.setblocking(False)
     await writable(s)

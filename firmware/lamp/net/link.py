@@ -5,7 +5,7 @@
 # and never reboots the node (the outbox keeps what it can and counts what it drops).
 import json
 
-from lamp import VERSION, clock, unload
+from lamp import VERSION, clock, log, unload
 from lamp import numbers as N
 
 # mqtt section of the node config; host and credentials come from provisioning (no
@@ -17,6 +17,11 @@ SPEC = {
     "password": ("", str),
     "prefix": (N.PREFIX, str),
     "tls": (False, bool),
+    # With tls: the file (beside config.json) holding the broker's CA as `lanterna
+    # provision` writes it from `lanterna broker config --tls`: DER, one certificate or
+    # several back to back (the old and the new CA while a rotation reaches the fleet).
+    # DER, not PEM: the unix port's mbedTLS has no PEM parser, and DER is smaller.
+    "ca": ("ca.der", str),
     "keepalive": (60, 10, 3600),
     "outbox_count": (64, 1, 1000),
     "outbox_bytes": (8192, 512, 65536),
@@ -56,6 +61,37 @@ def parse_key(text):
     return key
 
 
+def tls_context(path):
+    # A verifying client context (CERT_REQUIRED: the port's client default is CERT_NONE)
+    # with the broker's CA from `path`; ValueError names the file. Made once at boot
+    # and kept: its parsed CA outlives the file's bytes, which go here.
+    import ssl
+
+    try:
+        with open(path, "rb") as f:
+            ca = f.read()
+    except OSError:
+        raise ValueError("config: mqtt: tls needs the broker's CA in %s (none there)" % path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    i = 0
+    try:
+        while i < len(ca):
+            # One DER certificate at a time (mbedTLS takes one DER per call and adds it
+            # to the chain): a SEQUENCE whose length is in the 2-4 bytes after it.
+            n = ca[i + 1]
+            if ca[i] != 0x30 or not 0x81 <= n <= 0x83:
+                raise ValueError
+            end = i + 2 + (n & 0x7F) + int.from_bytes(ca[i + 2 : i + 2 + (n & 0x7F)], "big")
+            ctx.load_verify_locations(cadata=ca[i:end])
+            i = end
+        if not i:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ValueError("config: mqtt: ca: %s is not a DER certificate" % path)
+    return ctx
+
+
 class Net:
     def __init__(self, node, cfg, config_path=None):
         # Without a command key (config "key") every command is refused with bad_mac:
@@ -73,6 +109,8 @@ class Net:
             from lamp.check import checked  # at boot only: unloaded after
 
             m = checked("mqtt", SPEC, m)
+            # TLS is verified or not used: no CA, no start (the error names the file).
+            tls = tls_context(node.root + m["ca"]) if m["tls"] else False
             from lamp.net.mqtt import MQTTClient
 
             self.base = "%s/%s/%s/" % (m["prefix"], cfg["site"], cfg["node"])
@@ -83,7 +121,7 @@ class Net:
                 m["user"],
                 m["password"],
                 m["keepalive"],
-                m["tls"],
+                tls,
                 will=(self.base + N.STATUS, N.OFFLINE, 1, True),
                 outbox_count=m["outbox_count"],
                 outbox_bytes=m["outbox_bytes"],
@@ -105,6 +143,14 @@ class Net:
     def _on_connect(self):
         self._pub(N.STATUS, N.ONLINE, True)
         self.state()
+        mq = self.mq
+        u = mq.untrusted
+        if u is not None:
+            # What the node refused while it could not say so: a broker at this address
+            # whose certificate did not verify (another CA, another name).
+            mq.untrusted = None
+            b = "%s:%d" % (mq._host, mq._port)
+            self.event("broker_untrusted", {"broker": b, "refused": u[0], "reason": u[1]})
 
     def _on_message(self, topic, payload):
         if topic == self.base + N.CMD:
@@ -217,6 +263,16 @@ class Net:
         import asyncio
 
         if self.mq is not None:
-            asyncio.create_task(guard("mqtt", self.mq.run))
+            asyncio.create_task(guard("mqtt", self._mqtt))
         if self.coap is not None:
             asyncio.create_task(guard("coap", self.coap.run))
+
+    async def _mqtt(self):
+        # A certificate is checked against the wall clock (mbedTLS compares its dates
+        # with the RTC): before NTP or an RTC has set the clock a verified handshake can
+        # only fail, so the link waits for it (the sim's clock is valid from the start).
+        if self.mq._ssl and not clock.valid():
+            log.info("mqtt", "TLS: waiting for the clock to check the broker's certificate")
+            while not clock.valid():
+                await clock.sleep_ms(1000)
+        await self.mq.run()

@@ -70,9 +70,12 @@ class MQTTClient:
         # which is never logged).
         self._hello = pk.connect(client_id, keepalive, user, password, will)
         self._ka = keepalive
-        # False, True (encrypted, NOT verified: the port's default client context is
-        # CERT_NONE) or an ssl.SSLContext with CERT_REQUIRED and the broker's CA loaded.
+        # False, or an ssl.SSLContext with CERT_REQUIRED and the broker's CA loaded
+        # (lamp.net.link.tls_context), made once and kept for every reconnect.
         self._ssl = ssl
+        # None, or [handshakes refused, why] since the last CONNACK: the broker's
+        # certificate did not verify. The app reports it once the link is back.
+        self.untrusted = None  # type: list | None
         self._max_n = outbox_count
         self._max_b = outbox_bytes
         self._max_payload = max_payload
@@ -194,7 +197,14 @@ class MQTTClient:
         self._unsent = list(self._subs)
         self._subpid = {}
         self._s = await aio.connect(self._host, self._port, self._ssl)
-        await self._send(self._hello)
+        try:
+            await self._send(self._hello)  # a TLS handshake runs inside this first write
+        except ValueError as e:
+            # modtls_mbedtls raises ValueError (not OSError) for a certificate it could
+            # not verify: signed by another CA, for another name, out of its dates.
+            u = self.untrusted
+            self.untrusted = [u[0] + 1 if u else 1, str(e).strip().replace("\n", "; ")]
+            raise
         p = await self._packet()
         if p.kind != 0x20:  # the first packet from the broker is CONNACK (sec. 3.2)
             raise ValueError("packet type %d before CONNACK" % (p.kind >> 4))
