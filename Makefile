@@ -52,7 +52,7 @@ demo: $(STAMP) sysdeps
 # On every core (pytest-xdist, tests spread as workers fall free): the tests are
 # independent (free ports, their own temp dirs and brokers). JOBS=0: one process.
 JOBS ?= auto
-test: $(STAMP) sysdeps
+test: $(STAMP) $(TYPINGS)/.stamp sysdeps
 	$(PY) -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 # MicroPython stubs laid out as a typeshed so that mypy sees the port's stdlib

@@ -79,6 +79,7 @@ class Node:
         self.evaluations = 0
         self.beat = clock.mono_ms()  # the lighting loop's heartbeat (the watchdog reads it)
         self.net = None  # lamp.net.link.Net once connect() ran
+        self.link = None  # lamp.net.netif.Netif when the config names a network
         self.failures = 0  # background task failures since boot (_guard)
         self._saved = None
 
@@ -113,11 +114,24 @@ class Node:
         # The network side (MQTT, CoAP, commands) when the config asks for it; nothing
         # here runs until run(), and the lighting never waits for it.
         cfg = self.cfg
+        if cfg["network"] is not None:  # the pole's WLAN or LAN, kept up by its own task
+            from lamp.net.netif import Netif
+
+            self.link = Netif(self.hal, cfg["network"], cfg["node"], self._link_changed)
         if cfg["mqtt"] is None and not cfg["coap_port"]:
             return
         from lamp.net.link import Net
 
         self.net = Net(self, cfg, config_path)
+        if self.link is not None and self.net.mq is not None:
+            self.net.mq.link = self.link.up  # no broker without an address
+
+    def _link_changed(self, payload):
+        # The link came up or went down (lamp.net.netif): told, and the MQTT client follows.
+        self._told("link", payload)
+        mq = self.net.mq if self.net is not None else None
+        if mq is not None:
+            mq.link_changed()
 
     def state(self):
         return self.net.payload() if self.net is not None else None
@@ -386,6 +400,8 @@ class Node:
             asyncio.create_task(self._guard("evse", self.evse.run))
         asyncio.create_task(self._guard("telemetry", self._report))
         asyncio.create_task(self._watchdog())
+        if self.link is not None:
+            asyncio.create_task(self._guard("link", self.link.run))
         if self.net is not None:
             asyncio.create_task(self._connect())
         clock.on_set(self.wake.set)

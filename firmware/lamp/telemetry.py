@@ -1,7 +1,8 @@
 # The node's telemetry snapshot: what it reports every period (docs/protocol.md,
 # "Telemetry"). Sensor values are the window's aggregates [min, mean, max, count], in
 # integer units named by the field (`_x10` = tenths) and given once in "units"; energy in
-# kWh and W; EV charger status as OCPP names it.
+# kWh and W; EV charger status as OCPP names it; the network link's status by the port's
+# name for it, and the WLAN's RSSI.
 import gc
 
 from lamp import clock
@@ -15,7 +16,7 @@ def snapshot(node, reset=True):
     sensors = node.sensors.window(reset) if node.sensors is not None else {}
     units = node.sensors.units() if node.sensors is not None else {}
     evse = node.evse.status() if node.evse is not None else None
-    return {
+    d = {
         "v": SCHEMA,
         "ts": clock.iso(),
         "level": node.dimmer.level,
@@ -28,3 +29,8 @@ def snapshot(node, reset=True):
         "heap_free": gc.mem_free(),
         "uptime_s": clock.mono_ms() // 1000,
     }
+    link = node.link
+    if link is not None:  # the pole's WLAN or LAN (lamp.net.netif); RSSI in dBm on WLAN
+        d["link"] = link.report()
+        d["rssi"] = link.rssi()
+    return d

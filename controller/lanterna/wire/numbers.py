@@ -31,6 +31,7 @@ EV_SESSION_START = "ev_session_start"
 EV_SESSION_STOP = "ev_session_stop"
 EV_SENSOR = "sensorFault"
 EV_UNTRUSTED = "broker_untrusted"  # TLS handshakes refused: the broker's certificate
+EV_LINK = "link"  # the pole's WLAN or LAN came up, went down, or failed with a new reason
 EVENTS = (
     EV_BOOT,
     EV_OTA,
@@ -39,6 +40,7 @@ EVENTS = (
     EV_SESSION_STOP,
     EV_SENSOR,
     EV_UNTRUSTED,
+    EV_LINK,
     *FAULTS,
 )
 

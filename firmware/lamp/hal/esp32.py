@@ -1,6 +1,9 @@
-# The real board: ESP32 / ESP32-S3 peripherals through MicroPython's machine module.
-# The only module (with network code added later) that imports machine/esp32/network.
+# The real board: ESP32 / ESP32-S3 peripherals through MicroPython's machine module, and
+# the network interface through its network module. The only module that imports
+# machine/esp32/network; `make lint` checks every call here against the port's stubs
+# (micropython-esp32-stubs), and the sim (lamp.hal.simnet) models the same calls.
 import machine
+import network
 
 from lamp.hal.base import HalBase
 
@@ -36,6 +39,8 @@ class Esp32Hal(HalBase):
         self._i2c = None
         self._uart = None
         self._wdt = None
+        self._wlan = None  # type: network.WLAN | None
+        self._lan = None  # type: network.LAN | None
 
     def _out(self, key):
         sect = self.board[key]
@@ -104,3 +109,68 @@ class Esp32Hal(HalBase):
         if data is not None:
             rtc.memory(data)
         return rtc.memory()
+
+    # The network interface (lamp.net.netif keeps it up; docs/firmware.md, "Network link").
+    # Stock API, ports/esp32/network_wlan.c and network_lan.c: the host name is read when
+    # the interface starts (LAN.active) or connects (WLAN.connect), so it is set first.
+    def net_open(self, kind, name):
+        network.hostname(name)
+        if kind == "wlan":
+            w = network.WLAN(network.STA_IF)
+            w.active(True)
+            # One try per connect(): the driver's own immediate retries are what make a
+            # feeder of nodes retry in lockstep; lamp.net.netif retries with jitter.
+            w.config(reconnects=0)
+            self._wlan = w
+            return
+        b = self.board["lan"]
+        phy = getattr(network, "PHY_" + b["phy"], None)
+        if phy is None:
+            raise OSError("lan.phy: this firmware has no network.PHY_%s" % b["phy"])
+        Pin = machine.Pin
+        # mdc, mdio, power and ref_clk are the ESP32 port's keywords (network_lan.c
+        # get_lan; docs/esp32/quickref.rst, "LAN") that the stub's generic LAN(id, *,
+        # phy_type, phy_addr, ref_clk_mode) leaves out: given as ** so that mypy still
+        # checks the rest of the call.
+        pins = {k: Pin(b[k]) for k in ("mdc", "mdio", "power", "ref_clk")}
+        # ref_clk_mode Pin.OUT: the ESP32 drives the PHY's 50 MHz RMII clock on ref_clk.
+        lan = network.LAN(0, phy_type=phy, phy_addr=b["phy_addr"], ref_clk_mode=Pin.OUT, **pins)
+        lan.active(True)
+        self._lan = lan
+
+    def net_connect(self, ssid, key):
+        # One attempt. WLAN: whatever the driver was doing is stopped first (a connect()
+        # while it connects raises "Wifi Internal Error"). LAN: the PHY and DHCP retry by
+        # themselves; only a stopped interface is started again.
+        w = self._wlan
+        if w is not None:
+            try:
+                w.disconnect()
+            except OSError:
+                pass
+            w.connect(ssid, key)
+        elif self._lan is not None and not self._lan.active():
+            self._lan.active(True)
+
+    def net_status(self):
+        # -> the port's status code: WLAN STAT_*, LAN ETH_* (lamp.net.netif names them)
+        if self._wlan is not None:
+            return self._wlan.status()
+        return self._lan.status() if self._lan is not None else None
+
+    def net_up(self):
+        nic = self._wlan or self._lan
+        return nic is not None and nic.isconnected()
+
+    def net_ip(self):
+        nic = self._wlan or self._lan
+        return nic.ifconfig()[0] if nic is not None else None
+
+    def net_rssi(self):
+        # dBm of the AP, None when not associated (the port raises then) or on Ethernet.
+        if self._wlan is None:
+            return None
+        try:
+            return self._wlan.status("rssi")
+        except OSError:
+            return None

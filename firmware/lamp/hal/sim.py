@@ -9,6 +9,9 @@ _ETIMEDOUT = 110
 # The ESP32 ADC reads 0..3.3 V in 12 bits with 11 dB attenuation.
 _ADC_FULL_MV = 3300
 _ADC_STEPS = 4095
+_PIN_OUT = 3  # machine.Pin.OUT on the ESP32 port (GPIO_MODE_INPUT_OUTPUT)
+# The sim board has no PHY of its own ("lan": null): a LAN8720 as olimex-esp32-poe wires it.
+_SIM_LAN = {"phy": "LAN8720", "phy_addr": 0, "mdc": 23, "mdio": 18, "power": 12, "ref_clk": 17}
 
 
 class SimI2C:
@@ -248,3 +251,62 @@ class SimHal(HalBase):
         if data is not None:
             self._rtc_mem = bytes(data)
         return self._rtc_mem
+
+    # The network interface, as Esp32Hal brings it up, against lamp.hal.simnet (the
+    # port's network module as a model; its scenario from LANTERNA_SIM_NET). The same
+    # calls in the same order as on the pole: a change there is made here too.
+    def net_open(self, kind, name):
+        from lamp.hal import simnet as network
+
+        s = _env("LANTERNA_SIM_NET")
+        if s:
+            network.load(s)
+        self.network = network  # tests drive network.air
+        network.hostname(name)
+        self._wlan = self._lan = None
+        if kind == "wlan":
+            w = network.WLAN(network.STA_IF)
+            w.active(True)
+            w.config(reconnects=0)
+            self._wlan = w
+            return
+        b = self.board["lan"] or _SIM_LAN  # type: dict
+        phy = getattr(network, "PHY_" + b["phy"], None)
+        if phy is None:
+            raise OSError("lan.phy: this firmware has no network.PHY_%s" % b["phy"])
+        pins = {k: b[k] for k in ("mdc", "mdio", "power", "ref_clk")}  # machine.Pin ids
+        lan = network.LAN(0, phy_type=phy, phy_addr=b["phy_addr"], ref_clk_mode=_PIN_OUT, **pins)
+        lan.active(True)
+        self._lan = lan
+
+    def net_connect(self, ssid, key):
+        w = self._wlan
+        if w is not None:
+            try:
+                w.disconnect()
+            except OSError:
+                pass
+            w.connect(ssid, key)
+        elif self._lan is not None and not self._lan.active():
+            self._lan.active(True)
+
+    def net_status(self):
+        if self._wlan is not None:
+            return self._wlan.status()
+        return self._lan.status() if self._lan is not None else None
+
+    def net_up(self):
+        nic = self._wlan or self._lan
+        return nic is not None and nic.isconnected()
+
+    def net_ip(self):
+        nic = self._wlan or self._lan
+        return nic.ifconfig()[0] if nic is not None else None
+
+    def net_rssi(self):
+        if self._wlan is None:
+            return None
+        try:
+            return self._wlan.status("rssi")
+        except OSError:
+            return None

@@ -46,6 +46,8 @@ class Refused(OSError):
 
 class MQTTClient:
     retry_ms = _RETRY_MS  # a class default: an instance pays for it only when set
+    # lamp.net.netif's Event, set while the network has an address; None: always there.
+    link = None  # type: asyncio.Event | None
 
     def __init__(
         self,
@@ -190,7 +192,16 @@ class MQTTClient:
         except asyncio.TimeoutError:  # noqa: UP041 -- MicroPython has no builtin one
             pass
 
+    def link_changed(self):
+        # lamp.net.netif: the network went down (the socket goes now, not at keepalive)
+        # or up (the backoff ends: the broker is tried at once).
+        if self.connected and self.link is not None and not self.link.is_set():
+            self._err = OSError("network link down")
+        self._wake.set()
+
     async def _handshake(self):
+        if self.link is not None and not self.link.is_set():
+            raise OSError("no network link")  # no socket opened without an address
         self._parser.reset()
         self._ri = self._rn = 0
         self._err = None
