@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_ota_install import keys  # noqa: F401 -- the fixture: a throwaway fleet key
 
 from lanterna.device import firmware as fw
 from lanterna.device.provision import node_config
@@ -155,3 +156,42 @@ def test_a_power_cut_anywhere_in_the_copy_still_boots_a_complete_slot(spawn, tmp
         p.p.kill()
         p.p.wait()
         partition(part, fill=b"\x00")  # the next trial starts from another old content
+
+
+def test_an_update_installs_the_form_the_running_slot_has(spawn, tmp_path, keys):  # noqa: F811
+    # One signed bundle (main.py and the image) for both: a files node (a stock image)
+    # gets the files unpacked from the verified image, an image node only the image.
+    from test_ota_install import run_cases
+
+    from lanterna.ota import bundle as ob
+
+    built = ob.build(fw.firmware_dir(), tmp_path / "new.ota", "1.2.3", keys["fleet"],
+                     boards=["sim-s3"])  # fmt: skip
+    files_node = flash(tmp_path / "files", ("files",))
+    image_node = flash(tmp_path / "image", ("romfs",))
+    cases = [
+        {
+            "what": w,
+            "bundle": str(built.path),
+            "root": f"{d}/",
+            "seed": 3,
+            "chunk": 4096,
+            "board": "sim-s3",
+        }  # fmt: skip
+        for w, d in (("files", files_node), ("image", image_node))
+    ]
+    got = run_cases(tmp_path, keys, cases)
+    assert got["files"]["result"] == 1 and got["image"]["result"] == 1, got
+    assert (files_node / "slots/b/lamp/app.mpy").exists()
+    assert (files_node / "slots/b/main.mpy").exists()
+    assert not (image_node / "slots/b/main.mpy").exists()
+    for d in (files_node, image_node):
+        assert (d / "slots/b" / fw.ROMFS_NAME).exists()  # the image always: the source
+        p = boot(spawn, d)
+        assert "lanterna 1.2.3 node" in p.wait_for(BANNER)
+        p.wait_for(LEVEL)
+        p.p.kill()
+        p.p.wait()
+    # The files node ran its files: with the image gone it still boots the update.
+    (files_node / "slots/b" / fw.ROMFS_NAME).unlink()
+    assert "lanterna 1.2.3 node" in boot(spawn, files_node).wait_for(BANNER)

@@ -39,7 +39,8 @@ class FilePartition:
 
         import vfs
 
-        self._f = vfs.VfsPosix().open(path, "r+b")  # the host's path, not the board's
+        # The host's path, not the board's; VfsPosix is the unix port's (no esp32 stub).
+        self._f = getattr(vfs, "VfsPosix")().open(path, "r+b")
         self._f.seek(0, 2)
         self._size = self._f.tell()
 
@@ -170,4 +171,5 @@ def mount(dev, size):
         mv = memoryview(seg)
         for n in range(0, size, BLOCK):
             dev.readblocks(n // BLOCK, mv[n : n + BLOCK])  # the stand-in's: any buffer
-    vfs.mount(vfs.VfsRom(seg), "/rom")
+    # VfsRom only exists in a build with MICROPY_VFS_ROM: not in the stock esp32 stubs.
+    vfs.mount(getattr(vfs, "VfsRom")(seg), "/rom")

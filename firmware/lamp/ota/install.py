@@ -63,6 +63,8 @@ except ImportError:  # CPython
 
 
 _PENDING = ".ota-manifest"
+_IMAGE = "lanterna.romfs"
+_FILES_SLACK = const(64)  # a block per file of the files form (55 .mpy) and directories
 _PART = ".part"
 _NAMES = (b"manifest.json", b"manifest.sig", b"slot/main.py", b"slot/lanterna.romfs")
 _AFTER = "not a bundle: data after the end-of-archive marker"
@@ -104,12 +106,24 @@ def _size(path):
 
 def _clear(d):
     # Empty a slot directory: manifest.json first (the slot stops being complete), then the
-    # resume record (the download stops being resumable), then the rest.
+    # resume record (the download stops being resumable), then the rest, the files form's
+    # directories (lamp/...) with it.
     _rm(d + MANIFEST)
     _rm(d + _PENDING)
+    _empty(d)
+
+
+def _empty(d):
     try:
-        for name in os.listdir(d[:-1]):
-            _rm(d + name)
+        for e in list(os.ilistdir(d[:-1])):
+            if e[1] == 0x4000:  # a directory
+                _empty(d + e[0] + "/")
+                try:
+                    os.rmdir(d + e[0])
+                except OSError:
+                    pass
+            else:
+                _rm(d + e[0])
     except OSError:
         pass
 
@@ -132,6 +146,9 @@ class Install:
         self._dir = "%sslots/%s/" % (root, self.slot)
         self._n = key_n
         self._running_version = running_version
+        # The slot forms (docs/ota.md, "Slot forms"): the image always, and the files when
+        # the running slot has them (provisioning chose them for a firmware without ROMFS).
+        self._files = _size("%sslots/%s/main.mpy" % (root, self.running)) >= 0
         self._board = board
         self._want = bundle
         self.bundle = None  # type: Any  # sha256 hex of the manifest once it is in (or on flash)
@@ -410,6 +427,8 @@ class Install:
         need = _SPARE_BLOCKS
         for f in m["files"]:
             need += (f["size"] + bs - 1) // bs
+            if self._files and f["path"] == _IMAGE:  # its files, one block or more each
+                need += (f["size"] + bs - 1) // bs + _FILES_SLACK
         try:  # what the inactive slot holds now is freed first
             for name in os.listdir(self._dir[:-1]):
                 free += (_size(self._dir + name) + bs - 1) // bs
@@ -439,6 +458,13 @@ class Install:
                     raise _no(R_INTEGRITY, "slot/%s: sha256 mismatch on flash", f["path"])
             self._h = None
             d = self._dir
+            if self._files:  # from the verified image; a cut here redoes it (no manifest yet)
+                from lamp.ota.unpack import unpack
+
+                try:
+                    unpack(d + _IMAGE, d, self._hb)
+                except ValueError as e:
+                    raise _no(R_INTEGRITY, "slot/%s: %s", _IMAGE, e)
             with open(d + _PENDING, "rb") as f:
                 mb = f.read()
             write_json_atomic(d + MANIFEST, mb)
