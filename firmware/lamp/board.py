@@ -62,6 +62,10 @@ _SECTIONS = {
     "uart": {"id": "int", "tx": "out", "rx": "in"},
     "status_led": {"pin": "out", "active_high": "bool"},
     "rtc": {"chip": "str"},
+    # The MicroPython image the board needs (docs/boards.md, docs/firmware.md "Slots: files
+    # or ROMFS"): romfs, a build with a romfs partition, without which the connected node's
+    # code from .mpy files does not fit the heap; micropython, the oldest release it runs.
+    "image": {"romfs": "bool", "micropython": "str"},
     "lan": {
         "phy": "str",
         "phy_addr": "int",
@@ -96,6 +100,7 @@ _SECTION_ORDER = (
     "status_led",
     "rtc",
     "lan",
+    "image",
 )
 _SUB_ORDER = {
     "lan": ("phy", "phy_addr", "mdc", "mdio", "power", "ref_clk"),
@@ -239,6 +244,11 @@ def validate(board, source=None):
         )
     if board["network"] == "lan" and chip != "sim" and board["lan"] is None:
         c.fail("lan", "a lan board must describe its Ethernet PHY")
+    v = board["image"]["micropython"].split(".")
+    if len(v) != 3 or not all(x.isdigit() for x in v):
+        c.fail(
+            "image.micropython", "expected a release X.Y.Z, got %r" % board["image"]["micropython"]
+        )
     if board["rtc"] is not None and board["rtc"]["chip"] not in _RTC_CHIPS:
         c.fail("rtc.chip", "must be one of %s" % "/".join(_RTC_CHIPS))
     check_sensors(board, board["sensors"], c.fail)

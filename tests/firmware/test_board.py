@@ -125,3 +125,13 @@ def test_sensors_are_known_distinct_and_on_a_bus_the_board_has():
     del b["sensors"]
     assert _error(b) == "board esp32-devkitc: sensors: missing"
     assert validate(_devkitc(sensors=[]))["sensors"] == []
+
+
+def test_the_image_a_board_needs():
+    assert load_board("esp32-devkitc")["image"] == {"romfs": True, "micropython": "1.23.0"}
+    assert load_board("esp32-s3-devkitc-1")["image"]["romfs"] is False  # PSRAM: stock runs it
+    msg = _error(_devkitc(image__romfs="yes"))
+    assert msg == "board esp32-devkitc: image.romfs: expected bool, got 'yes'"
+    msg = _error(_devkitc(image__micropython="1.23"))
+    assert msg == "board esp32-devkitc: image.micropython: expected a release X.Y.Z, got '1.23'"
+    assert _error(_devkitc(image=None)) == "board esp32-devkitc: image: required"
