@@ -21,6 +21,7 @@ from lanterna.cli import (
     broker,
     commands,
     demo,
+    doctor,
     energy,
     firmware,
     flash,
@@ -77,7 +78,7 @@ def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
 
 
 for _module in (board, firmware, node, site, group, schedule, commands, views, energy, ota,
-                broker, provision, flash, vboard, serve, sim, demo):  # fmt: skip
+                broker, provision, doctor, flash, vboard, serve, sim, demo):  # fmt: skip
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 add_global_options(cli)
