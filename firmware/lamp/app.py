@@ -400,6 +400,10 @@ class Node:
             asyncio.create_task(self._guard("evse", self.evse.run))
         asyncio.create_task(self._guard("telemetry", self._report))
         asyncio.create_task(self._watchdog())
+        if self.hal.board["status_led"] is not None:
+            from lamp import led
+
+            asyncio.create_task(self._guard("led", led.run, self))
         if self.link is not None:
             asyncio.create_task(self._guard("link", self.link.run))
         if self.net is not None:

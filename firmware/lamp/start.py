@@ -46,6 +46,7 @@ def boot(argv):
         cfg = config.load(opts["config"] or None)
         zone = parse_tz(cfg["tz"])
         hw = hal.open(b, devices=True) if b["chip"] == "sim" else hal.open(b)
+        hw.set_status_led(True)  # steady while the node starts (lamp.led)
         dimmer_config(cfg["dimmer"])  # refuse a bad section before the lamp is touched
         del board, config  # the checkers ran once: let unload() free them
     except ValueError as e:  # BoardError, ConfigError, HalError, a bad tz
