@@ -195,3 +195,60 @@ def test_an_update_installs_the_form_the_running_slot_has(spawn, tmp_path, keys)
     # The files node ran its files: with the image gone it still boots the update.
     (files_node / "slots/b" / fw.ROMFS_NAME).unlink()
     assert "lanterna 1.2.3 node" in boot(spawn, files_node).wait_for(BANNER)
+
+
+# -- provisioning: the form the board's firmware runs, through real mpremote ---------------
+
+
+def _provision_rig(spawn, tmp_path, mosquitto, part: Path | None = None):
+    from test_provision import virtual_board
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(
+        os.environ,
+        LANTERNA_HOME=str(home),
+        LANTERNA_BROKER=mosquitto.url,
+        LANTERNA_BROKER_PASSWORD=mosquitto.users["controller"],
+    )
+    env.pop("LANTERNA_ROMFS_PART", None)
+    board_env = dict(env, LANTERNA_ROMFS_PART=str(part)) if part else env
+    flash, url, _ = virtual_board(spawn, board_env, tmp_path)
+    return env, flash, url
+
+
+def _provision(env, url: str, board: str, *extra: str) -> subprocess.CompletedProcess:
+    from test_provision import lanterna
+
+    return lanterna(env, "provision", "--port", url, "--board", board, "--node", "pole-2",
+                    "--site", "greenwich", "--lat", "51.48", "--lon", "0.0", "--tz",
+                    "Europe/London", *extra)  # fmt: skip
+
+
+def test_provision_refuses_a_micropython_older_than_the_board_needs(spawn, tmp_path, mosquitto):
+    env, flash, url = _provision_rig(spawn, tmp_path, mosquitto)
+    spec = json.loads(board_file("sim-s3").read_text())
+    spec["image"]["micropython"] = "99.0.0"  # newer than the interpreter the board runs
+    board = tmp_path / "future.json"
+    board.write_text(json.dumps(spec))
+    p = _provision(env, url, str(board))
+    assert p.returncode == 4, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is older than 99.0.0" in lines[0], p.stderr
+    assert not any(flash.iterdir()), "nothing written"
+    assert not (tmp_path / "home" / "credentials.json").exists(), "no secret made"
+
+
+@pytest.mark.parametrize("romfs", [False, True], ids=["stock", "romfs-partition"])
+def test_provision_writes_the_slot_form_the_firmware_runs(spawn, tmp_path, mosquitto, romfs):
+    part = partition(tmp_path / "romfs.part") if romfs else None
+    env, flash, url = _provision_rig(spawn, tmp_path, mosquitto, part)
+    p = _provision(env, url, "sim-s3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (flash / "slots/a/main.mpy").exists() and (flash / "slots/a/lamp/app.mpy").exists()
+    assert (flash / "slots/a" / fw.ROMFS_NAME).exists() is romfs
+    if romfs:  # reset by provisioning, the board copies the slot's image into its partition
+        deadline = time.monotonic() + 60
+        while not holds_image(part, flash):
+            assert time.monotonic() < deadline, "the partition never got the image"
+            time.sleep(0.2)  # polling the partition the board writes: no other signal

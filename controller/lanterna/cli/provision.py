@@ -16,6 +16,7 @@ from lanterna.broker.url import parse as parse_broker_url
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
 from lanterna.context import Ctx, store_errors
+from lanterna.device import probe
 from lanterna.device import provision as pv
 from lanterna.errors import EXIT_FAILED, LanternaError, malformed
 from lanterna.fleet.registry import SiteError, resolve_site
@@ -113,6 +114,9 @@ def provision(
     # The node's broker: --broker, else the controller's; mqtts:// gives the node TLS.
     u = parse_broker_url(broker_url or c.broker().url, "--broker")
     ca = _broker_ca(u, broker_ca or c.broker_ca()) if u.tls else None
+    forms = _slot_forms(
+        port, board, dry_run
+    )  # before any secret is made: a refusal changes nothing
     tz_posix = posix_tz(tz)
     try:
         key = store.node(node).key
@@ -127,7 +131,15 @@ def provision(
         node, site, lat, lon, tz_posix, mqtt, key.hex(), tele_s, 0, ota_key, network
     )
     plan = pv.Plan(
-        port, node, site, board["name"], pv.device_files(board_name, cfg, ca), key, lat, lon, tz
+        port,
+        node,
+        site,
+        board["name"],
+        pv.device_files(board_name, cfg, ca, forms),
+        key,
+        lat,
+        lon,
+        tz,
     )
     if dry_run:
         files = plan.describe()
@@ -181,6 +193,22 @@ def _broker_ca(u: BrokerURL, path: Path | None) -> bytes:
         return pv.ca_der(data, f"--broker-ca {path}")
     except pv.ProvisionError as e:
         raise malformed(str(e)) from None
+
+
+def _slot_forms(port: str, board: dict, dry_run: bool) -> tuple[str, ...]:
+    # The slot form the board's firmware runs (docs/provisioning.md, "Slot form"): asked
+    # on the board (lanterna.device.probe); a dry run touches no port and shows what the
+    # board file asks for. A MicroPython too old for the firmware: one line, exit 4.
+    if dry_run:
+        return ("romfs", "files") if board["image"]["romfs"] else ("files",)
+    try:
+        found = probe.probe(port)
+        probe.check(found, board)
+    except probe.ProbeError as e:
+        raise LanternaError(str(e), e.status) from None
+    if w := probe.warning(found, board):
+        click.echo(w, err=True)
+    return found.forms()
 
 
 COMMANDS = [provision]

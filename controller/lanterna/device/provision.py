@@ -131,13 +131,19 @@ def node_config(
     return cfg
 
 
-def device_files(board_name: str, cfg: dict[str, Any], ca: bytes | None = None) -> dict[str, bytes]:
+def device_files(
+    board_name: str,
+    cfg: dict[str, Any],
+    ca: bytes | None = None,
+    forms: tuple[str, ...] = ("romfs",),
+) -> dict[str, bytes]:
     """Everything provisioning writes, in the order it is written (the slot's manifest
     after its files; the broker's CA (ca_der) before the config; the config last, so a
-    cut-short run never leaves a config without the firmware or the CA it is for)."""
+    cut-short run never leaves a config without the firmware or the CA it is for).
+    `forms`: the slot forms the board's firmware runs (lanterna.device.probe)."""
     chip = json.loads(board_file(board_name).read_text())["chip"]
     build = fw.cached_build(manifest=fw.manifest_for_chip(chip))  # a pole's: no simulator
-    files = fw.factory_files(build, fw.firmware_version())
+    files = fw.factory_files(build, fw.firmware_version(), forms)
     files["main.py"] = (firmware_dir() / "loader.py").read_bytes()
     files["board.json"] = board_file(board_name).read_bytes()
     if ca is not None:
