@@ -93,6 +93,7 @@ def test_link_event_and_telemetry_match_the_schemas():
         "ip": "10.0.4.2",
         "rssi": -61,
         "down_s": 1805,
+        "lost": "beacon_timeout",
     }
     jsonschema.validate(up, event)
     down = {k: up[k] for k in ("v", "ts", "event", "if", "tries")} | {

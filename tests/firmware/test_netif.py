@@ -71,6 +71,7 @@ async def test_right_key_comes_up_with_the_node_id_as_host_name():
             "ip": hal.net_ip(),
             "rssi": -61,
             "down_s": events[0]["down_s"],
+            "lost": None,
         }
     ]
     assert hal.net_ip().startswith("10.0.")
@@ -184,6 +185,7 @@ async def test_link_lost_for_30_minutes_the_lamp_follows_its_schedule_and_no_reb
     downs = [p for n, p in told if n == "link" and not p["up"]]
     assert downs[0]["status"] == "beacon_timeout"
     assert ups[-1]["down_s"] >= 1800 - 5
+    assert ups[-1]["lost"] == "beacon_timeout"
     # Retried through the outage, not at every poll: the backoff's windows.
     assert 4 <= len(air.log) <= 20
     assert node.hal.resets == 0 and node.failures == 0

@@ -93,6 +93,7 @@ class Netif:
         self.ups = 0  # times the link came up since boot
         self._told = None  # the last failure reported: one event per new reason
         self._down = clock.mono_ms()  # node ms since when the link is down
+        self._why = None  # why the link last went down (told again when it is back)
 
     def report(self):
         # Telemetry's "link" (docs/protocol.md): what the link does now.
@@ -166,14 +167,16 @@ class Netif:
             self.ups += 1
             down_s = (clock.mono_ms() - self._down) // 1000
             self.up.set()
-            self._event(True, ip=hal.net_ip(), rssi=hal.net_rssi(), down_s=down_s)
+            # The outage whole in one event: a long one's own events may have left the
+            # bounded MQTT outbox (oldest dropped) before the broker was back.
+            self._event(True, ip=hal.net_ip(), rssi=hal.net_rssi(), down_s=down_s, lost=self._why)
             log.info("link", "%s %s after %d tries", self.kind, self.status, self.tries)
             self.tries = 0
             self._told = None
             await self._wait(None, False)
             self.up.clear()
             self._down = clock.mono_ms()
-            self._told = self.status
+            self._told = self._why = self.status
             self._event(False)
             log.warn("link", "%s down: %s", self.kind, self.status)
             # Lost with the rest of the feeder (the AP rebooted): the first retry jittered.
