@@ -137,7 +137,7 @@ class Netif:
         hal = self._hal
         await clock.sleep_ms(jitter_ms(_FIRST_MS))
         hal.net_open(self.kind, self._name)
-        log.info("link", "%s up as %s", self.kind, self._name)
+        log.info("link", "%s started as %s", self.kind, self._name)
         while True:
             if not self._poll():
                 self.tries += 1
