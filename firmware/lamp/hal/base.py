@@ -47,7 +47,9 @@ class HalBase:
         return None
 
     # Backends implement: _write_duty, _write_relay, motion, s0_count, adc_mv, i2c, uart,
-    # set_status_led, wdt_start, wdt_feed, reset_cause, reset, rtc_memory.
+    # set_status_led, wdt_start, wdt_feed, reset_cause, reset, rtc_memory; and for the
+    # network link (lamp.net.netif): net_open, net_connect, net_status, net_up, net_ip,
+    # net_rssi, the port's network calls on both (lamp.hal.simnet on the sim).
     def _write_duty(self, duty):
         raise NotImplementedError
 
