@@ -144,7 +144,7 @@ class Net:
         self._pub(N.STATUS, N.ONLINE, True)
         self.state()
         mq = self.mq
-        u = mq.untrusted
+        u = mq.untrusted if mq is not None else None
         if u is not None:
             # What the node refused while it could not say so: a broker at this address
             # whose certificate did not verify (another CA, another name).
