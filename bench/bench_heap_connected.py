@@ -82,6 +82,7 @@ def day(budget: int, warp: int, board: str, tmp: Path, code: str = "romfs") -> d
     base = f"lanterna/v1/greenwich/{n.node}/"
     obs = Observer(broker, [base + "#"], client_id="bench-controller")
     d = District(nodes, warp=warp, board=board)
+    d.scale_heap = False  # the budget bisected is this port's heap itself
     d.board["heap"] = budget
     if code == "files":
         files_flash(n.dir)

@@ -55,7 +55,7 @@ def node(mosquitto, tmp_path, outbox_count):
     creds = json.loads((tmp_path / "state" / "credentials.json").read_text())
     mosquitto.add_user(NODE, creds[NODE]["password"])
     watch = Observer(mosquitto, [TOPIC + "#"])
-    d = District(nodes, warp=6, board="sim-s3")
+    d = District(nodes, warp=6)  # the sim board: the plain ESP32, scaled (docs/boards.md)
     d.start()
     try:
         watch.first(TOPIC + "status", b"online")

@@ -36,10 +36,10 @@ from lanterna.ota.keys import fleet_public_modulus
 @click.option(
     "--board",
     "board_name",
-    default="sim-s3",
+    default="sim",
     show_default=True,
-    help="Sim board: sim-s3 (PSRAM heap) runs the whole connected node; on sim (the "
-    "plain ESP32's 110K) it does not fit yet (docs/firmware.md).",
+    help="Sim board: sim, the plain ESP32's 110K (scaled to this 64-bit port, "
+    "docs/boards.md); sim-s3 an ESP32-S3 with a PSRAM heap.",
 )
 @click.option(
     "--tele-s",

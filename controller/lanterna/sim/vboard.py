@@ -28,6 +28,7 @@ from typing import Any
 from lanterna.device import firmware as fw
 from lanterna.errors import LanternaError
 from lanterna.paths import board_file, tool
+from lanterna.sim.budget import pole_heap
 from lanterna.sim.vboard_chip import DRIVER_HEAP, Chip
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
@@ -92,7 +93,7 @@ class Board:
         sandbox holds one (held in RAM as lanterna sim does), plus the driver's share."""
         if self.heap_override:
             return self.heap_override
-        budget = int(self.spec["heap"])
+        budget = pole_heap(int(self.spec["heap"]))  # the pole's, on this port
         images = sorted(p.stat().st_size for p in self.root.glob(f"slots/*/{fw.ROMFS_NAME}"))
         if images:
             budget += (images[-1] + 15) // 16 * 16 + fw.ROMFS_MOUNT_BYTES
