@@ -74,7 +74,7 @@ async def _node():
         pub(leaf, payload, retain)
 
     net._pub = published
-    asyncio.create_task(net._mqtt())
+    asyncio.create_task(net._mqtt(mq))
     last = None
     while True:
         line = _state(mq)

@@ -93,7 +93,7 @@ async def test_a_tls_link_waits_for_the_clock_before_its_first_handshake():
     net.mq.run = run
     clock.get().valid = False
     t0 = clock.mono_ms()
-    task = asyncio.create_task(net._mqtt())
+    task = asyncio.create_task(net._mqtt(net.mq))
     for _ in range(50):
         await asyncio.sleep_ms(0)
     assert not runs, "a handshake before the clock was set"

@@ -73,7 +73,8 @@ def tls_context(path):
     except OSError:
         raise ValueError("config: mqtt: tls needs the broker's CA in %s (none there)" % path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    # verify_mode is in the port's ssl (docs/library/ssl.rst), not in the stubs' SSLContext
+    ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
     i = 0
     try:
         while i < len(ca):
@@ -144,11 +145,10 @@ class Net:
         self._pub(N.STATUS, N.ONLINE, True)
         self.state()
         mq = self.mq
-        u = mq.untrusted if mq is not None else None
-        if u is not None:
+        if mq is not None and mq.untrusted is not None:
             # What the node refused while it could not say so: a broker at this address
             # whose certificate did not verify (another CA, another name).
-            mq.untrusted = None
+            u, mq.untrusted = mq.untrusted, None
             b = "%s:%d" % (mq._host, mq._port)
             self.event("broker_untrusted", {"broker": b, "refused": u[0], "reason": u[1]})
 
@@ -263,16 +263,16 @@ class Net:
         import asyncio
 
         if self.mq is not None:
-            asyncio.create_task(guard("mqtt", self._mqtt))
+            asyncio.create_task(guard("mqtt", self._mqtt, self.mq))
         if self.coap is not None:
             asyncio.create_task(guard("coap", self.coap.run))
 
-    async def _mqtt(self):
+    async def _mqtt(self, mq):
         # A certificate is checked against the wall clock (mbedTLS compares its dates
         # with the RTC): before NTP or an RTC has set the clock a verified handshake can
         # only fail, so the link waits for it (the sim's clock is valid from the start).
-        if self.mq._ssl and not clock.valid():
+        if mq._ssl and not clock.valid():
             log.info("mqtt", "TLS: waiting for the clock to check the broker's certificate")
             while not clock.valid():
                 await clock.sleep_ms(1000)
-        await self.mq.run()
+        await mq.run()
