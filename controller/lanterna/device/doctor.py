@@ -85,22 +85,22 @@ else:
         R["reset_cause"] = machine.reset_cause()
     except (ImportError, AttributeError):
         R["reset_cause"] = os.getenv("LANTERNA_RESET_CAUSE") or "power_on"
-try:
-    import network
-    up = None
-    for kind in ("WLAN", "LAN"):
-        try:
-            nic = network.WLAN(network.STA_IF) if kind == "WLAN" else network.LAN()
-        except (AttributeError, OSError, ValueError, TypeError):
-            continue
-        if nic.active():
-            st = nic.status() if kind == "WLAN" else None
-            up = (kind, nic.isconnected(), nic.ifconfig()[0], st)
-            break
-    up = up or (None, False, None, None)
-    R["network"] = {"kind": up[0], "up": up[1], "ip": up[2], "status": up[3]}
-except ImportError:
-    R["network"] = {"kind": "host", "up": True, "ip": "127.0.0.1", "status": None}
+lk = getattr(node, "link", None) if node is not None else None
+if lk is not None:
+    r = lk.report()
+    ip = node.hal.net_ip() if r["up"] else None
+    R["network"] = {"kind": r["if"], "up": r["up"], "ip": ip, "status": r["status"]}
+    R["network"]["rssi"], R["network"]["tries"] = lk.rssi(), r["tries"]
+else:
+    try:
+        import network
+        kind = (rd("board.json") or {}).get("network")
+        nic = network.WLAN(network.STA_IF) if kind == "wlan" else None
+        up = bool(nic and nic.active() and nic.isconnected())
+        ip = nic.ifconfig()[0] if up else None
+        R["network"] = {"kind": kind, "up": up, "ip": ip, "status": nic.status() if nic else None}
+    except ImportError:
+        R["network"] = {"kind": "host", "up": True, "ip": "127.0.0.1", "status": None}
 cfg = rd("config.json") or {}
 mq = cfg.get("mqtt")
 R["node"] = cfg.get("node")
@@ -247,6 +247,10 @@ def checks(f: dict[str, Any]) -> list[Check]:
     net = f["network"]
     where = f"{net['kind'] or 'none'} {net['ip'] or ''}".strip()
     status = f" status {net['status']}" if net.get("status") is not None else ""
+    if net.get("rssi") is not None:
+        status += f" rssi {net['rssi']} dBm"
+    if not net["up"] and net.get("tries"):
+        status += f" ({net['tries']} tries)"
     out.append(
         Check(
             "network",
