@@ -33,7 +33,7 @@ def _online(obs: Observer, after: int = 0) -> None:
 
 def test_doctor_passes_on_a_commissioned_board_and_names_a_stopped_broker(rig):  # noqa: F811
     home, env, flash, url, board, broker = rig
-    p = provision(env, url)
+    p = provision(env, url, "--lan")  # the node brings its link up (the sim's network model)
     assert p.returncode == 0, p.stdout + p.stderr
     with Credentials(home) as creds:
         password = creds.get(NODE)
@@ -53,7 +53,8 @@ def test_doctor_passes_on_a_commissioned_board_and_names_a_stopped_broker(rig): 
         assert facts["reset_cause"] != "soft" and 0 <= facts["level"] <= 100, json.dumps(facts)
         assert facts["firmware"] and facts["heap_free"] >= facts["heap_largest"] > 0
         assert facts["broker_ok"] is True and facts["clock_valid"] is True
-        assert facts["network"]["up"] is True, facts
+        assert facts["network"]["kind"] == "lan" and facts["network"]["up"] is True, facts
+        assert facts["network"]["status"] == "got_ip", facts
         assert password not in d.stdout + d.stderr, "a secret was printed"
         # The board was reset after the check: the node comes back to the broker.
         _online(obs, after=1)

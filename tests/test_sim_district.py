@@ -110,3 +110,33 @@ def test_district_publishes_valid_payloads_keeps_its_will_and_guards_its_command
         lambda m: any(t == f"{PREFIX}{victim.node}/status" and p == b"offline" for t, p, _ in m),
         what="the Will of the killed node",
     )
+
+
+
+def test_a_tls_district_gives_every_node_the_broker_s_ca(tmp_path):
+    # The nodes of an mqtts:// district verify the broker (lamp.net.link), so each gets
+    # the CA as ca.der; without one the district is refused before anything is written.
+    from cryptography import x509
+
+    from lanterna.broker.tls import CA_CERT, ensure_ca
+    from lanterna.broker.url import parse
+    from lanterna.device.provision import node_ca
+    from lanterna.sim.district import SimError
+
+    url = "mqtts://127.0.0.1:8883"
+    with pytest.raises(SimError, match="the nodes need the broker's CA"):
+        prepare(tmp_path / "none", 2, "greenwich", url)
+    assert not (tmp_path / "none").exists()
+
+    (tmp_path / "broker").mkdir()
+    ensure_ca(tmp_path / "broker", rotate=False)  # what `lanterna broker config --tls` makes
+    ca = node_ca(parse(url, "--broker"), tmp_path / "broker" / CA_CERT)
+    nodes = prepare(tmp_path / "state", 2, "greenwich", url, ca=ca)
+    for n in nodes:
+        cfg = json.loads((n.dir / "config.json").read_text())
+        assert cfg["mqtt"]["tls"] is True and cfg["mqtt"]["port"] == 8883
+        der = (n.dir / "ca.der").read_bytes()
+        assert x509.load_der_x509_certificate(der).subject.rfc4514_string().endswith("CA")
+    # Back to a plain broker: the CA goes with the TLS it was for.
+    for n in prepare(tmp_path / "state", 2, "greenwich", "mqtt://127.0.0.1:1883"):
+        assert not (n.dir / "ca.der").exists()

@@ -11,7 +11,6 @@ import click
 
 from lanterna.boards import load_board
 from lanterna.broker.credentials import Credentials
-from lanterna.broker.url import BrokerURL
 from lanterna.broker.url import parse as parse_broker_url
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
@@ -91,7 +90,9 @@ def provision(
     if not pv.NODE_ID.match(node):
         raise malformed(f"--node: {node!r}: lower-case letters, digits and '-', up to 63")
     network = None
-    if board["chip"] != "sim":
+    # A pole needs its network named; a sim board may have one (lamp.hal.simnet's model),
+    # or none (the host's network is simply there).
+    if board["chip"] != "sim" or lan or wifi_ssid:
         if lan == bool(wifi_ssid):
             raise malformed(
                 f"board {board['name']}: give --wifi-ssid and --wifi-password, or --lan"
@@ -113,7 +114,7 @@ def provision(
         raise malformed(str(e)) from None
     # The node's broker: --broker, else the controller's; mqtts:// gives the node TLS.
     u = parse_broker_url(broker_url or c.broker().url, "--broker")
-    ca = _broker_ca(u, broker_ca or c.broker_ca()) if u.tls else None
+    ca = pv.node_ca(u, broker_ca or c.broker_ca()) if u.tls else None
     forms = _slot_forms(
         port, board, dry_run
     )  # before any secret is made: a refusal changes nothing
@@ -174,25 +175,6 @@ def provision(
         click.echo(f"{node} registered in site {site}")
     else:
         click.echo(f"{node} on {port}: the device already holds every file; nothing changed")
-
-
-def _broker_ca(u: BrokerURL, path: Path | None) -> bytes:
-    # A TLS node verifies its broker or does not start (lamp.net.link): its CA goes
-    # with it, checked here before anything is made or written.
-    if path is None:
-        raise malformed(
-            f"--broker {u.url}: the node needs the broker's CA to verify it: give "
-            "--broker-ca FILE (the ca.crt of `lanterna broker config --tls`), or set "
-            "LANTERNA_BROKER_CA or broker_ca in config.json"
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise malformed(f"--broker-ca {path}: {e.strerror or e}") from None
-    try:
-        return pv.ca_der(data, f"--broker-ca {path}")
-    except pv.ProvisionError as e:
-        raise malformed(str(e)) from None
 
 
 def _slot_forms(port: str, board: dict, dry_run: bool) -> tuple[str, ...]:

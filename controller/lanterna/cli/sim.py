@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from lanterna.broker.url import parse as parse_broker_url
 from lanterna.cli.options import location, pass_ctx
 from lanterna.context import Ctx, store_errors
+from lanterna.device.provision import node_ca
 from lanterna.errors import malformed
 from lanterna.fleet import schedules
 from lanterna.ota.keys import fleet_public_modulus
@@ -17,7 +19,10 @@ from lanterna.ota.keys import fleet_public_modulus
 @click.command("sim")
 @click.option("--nodes", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option(
-    "--broker", "sim_broker", help="mqtt://HOST:PORT for the nodes (default: the global one)."
+    "--broker",
+    "sim_broker",
+    help="mqtt:// or mqtts://HOST:PORT for the nodes (default: the global one; mqtts: the "
+    "nodes get the CA of $LANTERNA_BROKER_CA or broker_ca in config.json).",
 )
 @click.option(
     "--site",
@@ -109,8 +114,10 @@ def sim(
         sched_text = json.dumps(obj)
     broker = sim_broker or ctx.broker().url
     ota_key = fleet_public_modulus(ctx.home)
+    u = parse_broker_url(broker, "--broker")
+    ca = node_ca(u, ctx.broker_ca()) if u.tls else None
     prepared = prepare(
-        state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s, ota_key
+        state_dir, nodes, site, broker, lat, lon, tz, coap_base_port, tele_s, ota_key, ca
     )
     # The controller's store learns the nodes (site, board, location, key) so that the
     # CLI commands a virtual district exactly as a real one.

@@ -88,6 +88,29 @@ def ca_der(data: bytes, where: str) -> bytes:
     return b"".join(c.public_bytes(Encoding.DER) for c in certs)
 
 
+def node_ca(u: BrokerURL, path: Path | None) -> bytes:
+    """The CA a node verifies the TLS broker `u` with, as DER (ca_der), read from `path`
+    (--broker-ca, $LANTERNA_BROKER_CA or broker_ca in config.json). A TLS node without
+    it does not start (lamp.net.link), so it is checked before anything is made or
+    written; Malformed (exit 4) names what is missing or wrong."""
+    from lanterna.errors import malformed
+
+    if path is None:
+        raise malformed(
+            f"--broker {u.url}: the node needs the broker's CA to verify it: give "
+            "--broker-ca FILE (the ca.crt of `lanterna broker config --tls`), or set "
+            "LANTERNA_BROKER_CA or broker_ca in config.json"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise malformed(f"--broker-ca {path}: {e.strerror or e}") from None
+    try:
+        return ca_der(data, f"--broker-ca {path}")
+    except ProvisionError as e:
+        raise malformed(str(e)) from None
+
+
 def mqtt_config(u: BrokerURL, user: str, password: str) -> dict[str, Any]:
     """The node's "mqtt" settings (lamp.net.link.SPEC) for the broker at `u`: a TLS broker
     (mqtts://) gives "tls": true, and the node then verifies the broker against the CA

@@ -58,20 +58,31 @@ def prepare(
     coap_base_port: int = 0,
     tele_s: int = 60,
     ota_key: str | None = None,
+    ca: bytes | None = None,
 ) -> list[SimNode]:
     """Create or refresh every node's state directory; secrets are made once and kept.
 
     ota_key: the fleet's OTA public modulus (ota-public.json's "n") for every node's
-    config; None: the nodes refuse every update."""
+    config; None: the nodes refuse every update. ca: the broker's CA as DER
+    (lanterna.device.provision.node_ca), written as every node's ca.der; an mqtts://
+    broker needs it (a TLS node does not start without it)."""
 
     lat, lon, tz = resolve_site(site, lat, lon, tz)
     u = parse_broker_url(broker, "--broker")
+    if u.tls and ca is None:
+        raise SimError(f"--broker {u.url}: the nodes need the broker's CA (LANTERNA_BROKER_CA)")
     state_dir.mkdir(parents=True, exist_ok=True)
     # Several sims (one per site) may share a state directory: one at a time here, or
     # two would each rewrite credentials.json without the other's nodes.
     with open(state_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _prepare(state_dir, nodes, site, u, lat, lon, tz, coap_base_port, tele_s, ota_key)
+        out = _prepare(state_dir, nodes, site, u, lat, lon, tz, coap_base_port, tele_s, ota_key)
+    for n in out:
+        if u.tls and ca is not None:
+            write_atomic(n.dir / "ca.der", ca)
+        else:
+            (n.dir / "ca.der").unlink(missing_ok=True)
+    return out
 
 
 def _prepare(
