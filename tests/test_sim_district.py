@@ -112,7 +112,6 @@ def test_district_publishes_valid_payloads_keeps_its_will_and_guards_its_command
     )
 
 
-
 def test_a_tls_district_gives_every_node_the_broker_s_ca(tmp_path):
     # The nodes of an mqtts:// district verify the broker (lamp.net.link), so each gets
     # the CA as ca.der; without one the district is refused before anything is written.
