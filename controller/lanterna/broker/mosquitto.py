@@ -102,18 +102,23 @@ class Mosquitto:
         raise RuntimeError("mosquitto did not listen in time")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc)
         self.proc = None
 
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def _end(proc: subprocess.Popen | None) -> None:
+    # SIGTERM (mosquitto saves its persistence file and exits), SIGKILL after 5 s.
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Generated:
@@ -152,13 +157,7 @@ class Generated:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc)
         self.proc = None
 
     def __enter__(self) -> Generated:
