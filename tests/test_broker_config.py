@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +24,8 @@ from click.testing import CliRunner
 from observer import Observer
 
 from lanterna.broker import config as bc
-from lanterna.broker.mosquitto import BINARY, free_port
+from lanterna.broker.mosquitto import Generated, free_port
 from lanterna.cli import cli
-from lanterna.procs import die_with_parent
 from lanterna.store.db import Store
 
 # node -> site: two nodes of one site, and a third at another site
@@ -66,36 +63,9 @@ def secrets_of(home: Path) -> dict[str, str]:
     return out
 
 
-@contextmanager
-def running(out: Path, ports: list[int]) -> Iterator[None]:
+def running(out: Path, ports: list[int]) -> Generated:
     """mosquitto with the generated config, until every listener accepts; always stopped."""
-    p = subprocess.Popen(
-        [BINARY, "-c", str(out / bc.CONF)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        waiting = list(ports)
-        while waiting:
-            if p.poll() is not None:
-                log = out / "mosquitto.log"
-                raise AssertionError(f"mosquitto exited: {log.read_text() if log.exists() else ''}")
-            assert time.monotonic() < deadline, f"mosquitto did not listen on {waiting}"
-            try:
-                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
-                waiting.pop(0)
-            except OSError:
-                time.sleep(0.02)  # polling for the listener, bounded by the deadline
-        yield
-    finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return Generated(out, ports)
 
 
 def peer(port: int, user: str | None, password: str | None, **tls) -> Observer:

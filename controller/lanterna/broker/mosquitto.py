@@ -83,23 +83,7 @@ class Mosquitto:
         )
 
     def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen(
-            [BINARY, "-c", str(self.root / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = self.log.read_text() if self.log.exists() else ""
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)  # polling for the listener, bounded by the deadline
-        raise RuntimeError("mosquitto did not listen in time")
+        self.proc = _spawn(self.root / "mosquitto.conf", [self.port], self.log, timeout)
 
     def stop(self) -> None:
         _end(self.proc)
@@ -108,6 +92,32 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def _spawn(conf: Path, ports: list[int], log: Path, timeout: float) -> subprocess.Popen:
+    # mosquitto from `conf`, returned once every one of `ports` accepts a TCP connection
+    # on 127.0.0.1; RuntimeError (with its log) if it exits or is not listening in time.
+    proc = subprocess.Popen(
+        [BINARY, "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    deadline = time.monotonic() + timeout
+    waiting = list(ports)
+    while waiting:
+        if proc.poll() is not None:
+            text = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"mosquitto exited with {proc.returncode}: {text}")
+        if time.monotonic() > deadline:
+            _end(proc)
+            raise RuntimeError(f"mosquitto did not listen on {waiting} in time")
+        try:
+            socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
+            waiting.pop(0)
+        except OSError:
+            time.sleep(0.02)  # polling for the listener, bounded by the deadline
+    return proc
 
 
 def _end(proc: subprocess.Popen | None) -> None:
@@ -132,28 +142,8 @@ class Generated:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> Generated:
-        self.proc = subprocess.Popen(
-            [BINARY, "-c", str(self.out / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-        deadline = time.monotonic() + timeout
-        waiting = list(self.ports)
-        while waiting:
-            if self.proc.poll() is not None:
-                log = self.out / "mosquitto.log"
-                text = log.read_text() if log.exists() else ""
-                self.proc = None
-                raise RuntimeError(f"mosquitto exited: {text}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mosquitto did not listen on {waiting} in time")
-            try:
-                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
-                waiting.pop(0)
-            except OSError:
-                time.sleep(0.02)  # polling for the listener, bounded by the deadline
+        log = self.out / "mosquitto.log"
+        self.proc = _spawn(self.out / "mosquitto.conf", self.ports, log, timeout)
         return self
 
     def stop(self) -> None:

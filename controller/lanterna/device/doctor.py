@@ -18,12 +18,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lanterna.device.provision import ProvisionError, _mpremote
-from lanterna.errors import EXIT_FAILED, LanternaError
+from lanterna.device import mpremote
+from lanterna.device.probe import release
+from lanterna.errors import LanternaError
 
-# The firmware needs asyncio's wait_for_ms and vfs (MicroPython 1.23 and later); older
-# boards are refused by provisioning too.
-MIN_MICROPYTHON = (1, 23, 0)
 MIN_HEAP_FREE = 16 * 1024  # below this the node's next telemetry period may not fit
 MIN_FLASH_FREE = 64 * 1024  # an OTA slot's files plus the node's counters
 MARK = "LANTERNA-DOCTOR "
@@ -43,6 +41,7 @@ def rd(p):
 v = sys.implementation.version
 R["micropython"] = "%d.%d.%d" % (v[0], v[1], v[2])
 R["machine"] = os.uname().machine
+R["needs"] = ((rd("board.json") or {}).get("image") or {}).get("micropython")
 ota = rd("ota.json")
 slot = (ota or {}).get("slot") or "a"
 R["ota"] = ota
@@ -166,21 +165,10 @@ class Check:
     detail: str = ""
 
 
-def _dotted(v: tuple[int, ...]) -> str:
-    return ".".join(str(n) for n in v)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(".")[:3])
-
-
 def probe(port: str, timeout: float = 60) -> dict[str, Any]:
     """The facts the board reports (PROBE's JSON); DoctorError if it reports none."""
-    try:
-        # resume: no soft reset first, so the stopped node's modules are still there to ask.
-        out = _mpremote(port, "resume", "exec", PROBE, timeout=timeout)
-    except ProvisionError as e:
-        raise DoctorError(str(e), EXIT_FAILED) from None
+    # resume: no soft reset first, so the stopped node's modules are still there to ask.
+    out = mpremote.run(port, "resume", "exec", PROBE, timeout=timeout, error=DoctorError)
     for line in out.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK) :])
@@ -190,22 +178,16 @@ def probe(port: str, timeout: float = 60) -> dict[str, Any]:
 
 def resume(port: str) -> None:
     """A hard reset: the node boots again (mpremote's Ctrl-C stopped it)."""
-    try:
-        _mpremote(port, "reset", timeout=30)
-    except ProvisionError as e:
-        raise DoctorError(str(e), EXIT_FAILED) from None
+    mpremote.run(port, "reset", timeout=30, error=DoctorError)
 
 
 def checks(f: dict[str, Any]) -> list[Check]:
     """The verdicts on the facts, in the order of the table."""
-    mp = f["micropython"]
+    mp, need = f["micropython"], f["needs"]  # need: the board file's image.micropython
+    old = need is None or release(mp) < release(need)
+    why = "no board.json: provision the board" if need is None else f"older than {need}"
     out = [
-        Check(
-            "micropython",
-            _version(mp) >= MIN_MICROPYTHON,
-            f"{mp} ({f['machine']})",
-            "" if _version(mp) >= MIN_MICROPYTHON else f"older than {_dotted(MIN_MICROPYTHON)}",
-        ),
+        Check("micropython", not old, f"{mp} ({f['machine']})", why if old else ""),
         Check(
             "firmware",
             f["firmware"] is not None,

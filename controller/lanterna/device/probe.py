@@ -13,10 +13,9 @@ file's ``image.micropython``, or one that cannot load the firmware's .mpy files.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict, dataclass
 
-from lanterna.paths import tool
+from lanterna.device import mpremote
 
 MPY_VERSION = 6  # what mpy-cross 1.29 writes (the .mpy header's byte 1); bytecode only
 _MARK = "LANTERNA-PROBE "
@@ -87,19 +86,7 @@ def parse(out: str) -> Firmware:
 
 def probe(port: str, timeout: float = 60) -> Firmware:
     """Run the probe on the board at `port` (anything mpremote opens)."""
-    exe = tool("mpremote")
-    if exe is None:
-        raise ProbeError("mpremote is not installed (pip install mpremote)")
-    try:
-        p = subprocess.run(
-            [exe, "connect", port, "exec", SCRIPT], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"{port}: no answer from the device in {timeout:g} s") from None
-    if p.returncode != 0:
-        lines = [ln.strip() for ln in (p.stderr + p.stdout).splitlines() if ln.strip()]
-        raise ProbeError(f"{port}: " + (lines[-1] if lines else "mpremote failed"))
-    return parse(p.stdout)
+    return parse(mpremote.run(port, "exec", SCRIPT, timeout=timeout, error=ProbeError))
 
 
 def check(fw: Firmware, board: dict) -> None:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 import secrets
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from typing import Any
 
 from lanterna.broker.url import BrokerURL
 from lanterna.device import firmware as fw
-from lanterna.paths import board_file, firmware_dir, tool
+from lanterna.device import mpremote
+from lanterna.paths import board_file, firmware_dir
 
 NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _HASH_LINE = re.compile(r"^H (\S+) ([0-9a-f]{64}|-)$")
@@ -179,19 +179,7 @@ def device_files(
 
 
 def _mpremote(port: str, *args: str, timeout: float = 120) -> str:
-    exe = tool("mpremote")
-    if exe is None:
-        raise ProvisionError("mpremote is not installed (pip install mpremote)")
-    try:
-        p = subprocess.run(
-            [exe, "connect", port, *args], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise ProvisionError(f"{port}: no answer from the device in {timeout:g} s") from None
-    if p.returncode != 0:
-        lines = [ln.strip() for ln in (p.stderr + p.stdout).splitlines() if ln.strip()]
-        raise ProvisionError(f"{port}: " + (lines[-1] if lines else "mpremote failed"))
-    return p.stdout
+    return mpremote.run(port, *args, timeout=timeout, error=ProvisionError)
 
 
 def remote_state(port: str, paths: list[str]) -> tuple[dict[str, str | None], set[str]]:
