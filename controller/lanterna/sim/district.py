@@ -31,6 +31,7 @@ from lanterna.fleet.registry import SITES, resolve_site  # noqa: F401 -- the sim
 from lanterna.paths import ROMBOOT, board_file, tool
 from lanterna.procs import die_with_parent
 from lanterna.sim.budget import pole_heap
+from lanterna.sim.stop import StopFile, stop_all
 
 SOFT_RESET = 3  # the exit status of a virtual node's machine.reset() (lamp.hal.sim)
 
@@ -215,6 +216,9 @@ class District:
         )
         if reset_cause:
             env["LANTERNA_RESET_CAUSE"] = reset_cause
+        stop = self._stop_file(n)
+        stop.clear()
+        env.update(stop.env())
         romboot = str(ROMBOOT)
         log = open(n.dir / "node.log", "a")  # noqa: SIM115 -- open while the node runs
         self._logs.append(log)
@@ -240,6 +244,11 @@ class District:
             preexec_fn=die_with_parent,  # a killed `lanterna sim` leaves no node behind
         )
 
+    @staticmethod
+    def _stop_file(n: SimNode) -> StopFile:
+        # beside the node's flash, not in it: the node only looks for it
+        return StopFile(n.dir.with_name(n.dir.name + ".stop"))
+
     def supervise(self) -> int:
         """Restart the nodes that ended with a soft reset (exit status 3: a `reboot`
         command, the watchdog), as the ESP32 restarts itself; their clock goes on from
@@ -259,18 +268,11 @@ class District:
         return sum(1 for n in self.nodes if n.proc is not None and n.proc.poll() is None)
 
     def stop(self, timeout: float = 10.0) -> None:
-        # Ctrl-C to each node: it saves its counters and says "stopped"; then the bus.
+        # Each node is asked to stop at a safe point (lanterna.sim.stop): it saves its
+        # counters and says "stopped"; then the bus.
+        stop_all([(n.proc, self._stop_file(n)) for n in self.nodes if n.proc is not None], timeout)
         for n in self.nodes:
-            if n.proc is not None and n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGINT)
-        for n in self.nodes:
-            if n.proc is None:
-                continue
-            try:
-                n.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                n.proc.kill()
-                n.proc.wait()
+            self._stop_file(n).clear()
         self.bus.stop()
         for log in self._logs:
             log.close()

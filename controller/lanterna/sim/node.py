@@ -3,8 +3,8 @@ the sim board, its chips on a device bus in this process.
 
 What the CLI gave (site position and zone, log level) is laid over the node's config in
 one file where the node runs, as a field engineer's config.json would hold it. The node
-runs in its own session, so a terminal's Ctrl-C reaches it once, forwarded from here,
-and it stops cleanly; so does SIGTERM.
+runs in its own session: a terminal's Ctrl-C (or SIGTERM) reaches this process, which
+asks the node to stop at a safe point (lanterna.sim.stop), and it stops cleanly.
 """
 
 from __future__ import annotations
@@ -102,26 +102,36 @@ def node_command(
 
 def run_with_simbus(args: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
     """Run a virtual node with its chips on a device bus in this process
-    (lanterna.sim.simbus); SIGINT and SIGTERM are forwarded. -> the node's exit status."""
+    (lanterna.sim.simbus). SIGINT and SIGTERM ask it to stop at a safe point
+    (lanterna.sim.stop); a second one interrupts it at once. -> the node's exit status."""
     from lanterna.sim.simbus import SimBus
+    from lanterna.sim.stop import StopFile, ask_then_interrupt
 
     bus = SimBus().start()
+    stop = StopFile()
+    timers: list[Any] = []
     try:
         child = subprocess.Popen(
             args,
-            env=dict(env, LANTERNA_SIMBUS=bus.address),
+            env=dict(env, LANTERNA_SIMBUS=bus.address, **stop.env()),
             cwd=cwd,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
 
-        def forward(sig: int, _frame: Any) -> None:
-            child.send_signal(sig)
+        def forward(_sig: int, _frame: Any) -> None:
+            if timers:
+                child.send_signal(signal.SIGINT)
+            else:
+                timers.append(ask_then_interrupt(child, stop))
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
         return child.wait()
     finally:
+        for t in timers:
+            t.cancel()
+        stop.remove()
         bus.stop()
 
 

@@ -167,6 +167,11 @@ class SimBus:
 
     def stop(self) -> None:
         self._stop.set()
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown does
+        try:
+            self._srv.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._srv.close()
         for c in self._conns:
             try:
