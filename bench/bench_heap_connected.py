@@ -132,10 +132,11 @@ def day(budget: int, warp: int, board: str, tmp: Path, code: str = "romfs") -> d
                 obs.until(functools.partial(_more, base + "tele", len(tele)), 10)
         obs.until(lambda m: _count(m, base + "ack") >= sent, 30)
     finally:
-        # The day's log is read before the stop: the stop is a SIGINT, which this unix
-        # port raises at once wherever the node is; one that lands while the collector
-        # holds the heap ends in "MemoryError: ... heap is locked" after the day, which
-        # is the stop's, not the day's (counted apart as memory_errors_at_stop).
+        # The day's log is read before the stop: a node still booting is stopped by a
+        # SIGINT (lanterna.sim.stop), which this unix port raises at once wherever the
+        # node is; one that lands while the collector holds the heap ends in
+        # "MemoryError: ... heap is locked", which is the stop's, not the day's
+        # (counted apart as memory_errors_at_stop).
         day_log = (n.dir / "node.log").read_text() if (n.dir / "node.log").exists() else ""
         d.stop()
         obs.stop()
