@@ -19,6 +19,31 @@ from lanterna.ota.keys import fleet_public_modulus
 @click.command("sim")
 @click.option("--nodes", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option(
+    "--protocol",
+    "protocol_nodes",
+    type=click.IntRange(1, 1_000_000),
+    help="Protocol-level fleet of N nodes in this process instead of real firmware "
+    "(docs/simulation.md).",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(min=1),
+    help="With --protocol: MQTT connections carrying the nodes (default: one per 1000).",
+)
+@click.option(
+    "--tele-period",
+    type=click.IntRange(1, 86400),
+    help="With --protocol: telemetry period in seconds (default: --tele-s; below 10 only "
+    "for tests and benches, the node's config allows 10..86400).",
+)
+@click.option(
+    "--mqtt-user",
+    default="lanterna-sim",
+    show_default=True,
+    help="With --protocol: the fleet's MQTT account (password made once in the state dir).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --protocol: JSON lines on stdout.")
+@click.option(
     "--broker",
     "sim_broker",
     help="mqtt:// or mqtts://HOST:PORT for the nodes (default: the global one; mqtts: the "
@@ -89,6 +114,11 @@ def sim(
     schedule_file: Path | None,
     start: str | None,
     init_only: bool,
+    protocol_nodes: int | None,
+    connections: int | None,
+    tele_period: int | None,
+    mqtt_user: str,
+    as_json: bool,
 ) -> None:
     """A virtual district: N lamp posts (real firmware, sim board, one MicroPython process
     each) against a real broker; SIGINT or SIGTERM stops them all.
@@ -98,7 +128,27 @@ def sim(
       lanterna sim --nodes 10 --broker mqtt://127.0.0.1:1883 --site greenwich --init-only
       (load state-dir/credentials.json into the broker's password file), then
       lanterna sim --nodes 10 --broker mqtt://127.0.0.1:1883 --site greenwich
+      lanterna sim --protocol 10000 --connections 10 --tele-period 60 --json
     """
+    if protocol_nodes is not None:
+        _protocol(
+            ctx,
+            protocol_nodes,
+            connections,
+            tele_period or tele_s,
+            sim_broker,
+            site,
+            lat,
+            lon,
+            tz,
+            state_dir,
+            mqtt_user,
+            init_only,
+            as_json,
+        )
+        return
+    if connections is not None or tele_period is not None or as_json:
+        raise malformed("--connections, --tele-period and --json go with --protocol")
     from lanterna.fleet.energy import parse_when
     from lanterna.sim.district import District, prepare, register, share_credentials
 
@@ -143,6 +193,82 @@ def sim(
     finally:
         district.stop()
     click.echo("stopped")
+
+
+def _protocol(
+    ctx: Ctx,
+    n: int,
+    connections: int | None,
+    tele_s: int,
+    sim_broker: str | None,
+    site: str,
+    lat: float | None,
+    lon: float | None,
+    tz: str | None,
+    state_dir: Path,
+    user: str,
+    init_only: bool,
+    as_json: bool,
+) -> None:
+    """`lanterna sim --protocol N`: lanterna.sim.protocol, one asyncio loop; the line
+    `ready ...` (or the JSON event "ready") once every node's online is acknowledged,
+    a summary at the end (SIGINT or SIGTERM)."""
+    import asyncio
+    import signal
+    import sys
+
+    from lamp import log as fwlog
+    from lanterna.fleet.registry import check_name, resolve_site
+    from lanterna.sim import protocol as P
+
+    check_name("--site", site)
+    if connections is not None and connections > n:
+        raise malformed(f"--connections {connections}: more than the {n} nodes")
+    u = parse_broker_url(sim_broker or ctx.broker().url, "--broker")
+    if u.tls:
+        raise malformed(f"--broker {u.url}: the protocol fleet speaks plain MQTT only")
+    lat, lon, tz = resolve_site(site, lat, lon, tz)
+    st = P.prepare(state_dir, n, site, user)
+    store = ctx.store()
+    with click.progressbar(length=n, label="registering", file=sys.stderr, show_pos=True) as bar:
+        written = store_errors(P.register)(store, st["nodes"], site, lat, lon, tz, bar.update)
+
+    def emit(event: str, body: dict) -> None:
+        if as_json:
+            click.echo(json.dumps({"event": event, **body}))
+        else:
+            click.echo(f"{event}: " + ", ".join(f"{k} {v}" for k, v in body.items()))
+        sys.stdout.flush()
+
+    emit(
+        "registered",
+        {
+            "nodes": n,
+            "written": written,
+            "store": str(store.path),
+            "state": str(P.state_file(state_dir, site)),
+            "mqtt_user": user,
+        },
+    )
+    if init_only:
+        return
+    fwlog.level = fwlog.ERROR + 1  # the nodes' command log would fill stdout
+    nodes = P.make_nodes(st["nodes"], site, state_dir, tele_s)
+
+    async def main() -> dict:
+        fleet = P.Fleet(nodes, u.host, u.port, user, st["password"], connections)
+        fleet.on_ready = lambda s: emit("ready", s)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, fleet.stop)
+        await fleet.run()
+        return fleet.summary()
+
+    try:
+        summary = asyncio.run(main())
+    except ValueError as e:
+        raise malformed(str(e)) from None
+    emit("stopped", summary)
 
 
 COMMANDS = [sim]
