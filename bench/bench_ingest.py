@@ -5,8 +5,9 @@ The stream: N telemetry messages at QoS 1, in the node's tele shape (validated a
 nothing collapses on the store's UNIQUE(node, ts)). They are published by `mosquitto_pub -l`
 processes, `--publishers` at a time, each in its own process: the publisher must outrun the
 subscriber, or the bench measures the publisher (one paho publisher tops out near 4,000
-msg/s; one `mosquitto_pub -l` about 16,000, after a fixed 0.2 s of its own). A process per node id, because
-`mosquitto_pub -l` sends every line to one topic; every node reads the same payload file.
+msg/s; one `mosquitto_pub -l` about 16,000, after a fixed 0.2 s of its own). A process per
+node id, because `mosquitto_pub -l` sends every line to one topic; every node reads the same
+payload file.
 
 For every case, on a fresh mosquitto (its queue unbounded, so a subscriber that falls
 behind loses nothing while the broker holds the backlog):
@@ -183,7 +184,7 @@ def warm(b: Broker, count, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     while count() == 0:
         if time.monotonic() > deadline:
-            raise SystemExit("the subscriber took no warm-up message in %d s" % timeout)
+            raise SystemExit(f"the subscriber took no warm-up message in {timeout} s")
         publish(b, "bench-warmup", (tele(100000 + k) + "\n").encode())
         k += 1
         time.sleep(0.1)  # a bench: one warm-up message per 0.1 s until one is in
@@ -287,7 +288,6 @@ def serve_case(
             str(profile),
             "--subprocesses",
             "--threads",
-            "--idle",
             "--",
             *cmd,
         ]
@@ -333,6 +333,31 @@ def serve_case(
         "workers": workers,
         **r,
     }
+
+
+def summarize(raw: Path, top: int = 25) -> dict:
+    """py-spy's raw stacks -> the share of samples per thread, per function (inclusive)
+    and per line (self), in percent."""
+    from collections import Counter
+
+    inc: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    thread: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, k = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(k)
+        total += n
+        thread[frames[1].split(":")[-1].strip()] += n
+        for f in {x.split(" (")[0] for x in frames[2:]}:
+            inc[f] += n
+        own[frames[-1]] += n
+
+    def pct(c: Counter[str]) -> dict:
+        return {k: round(100 * v / max(total, 1), 1) for k, v in c.most_common(top)}
+
+    return {"samples": total, "threads": pct(thread), "inclusive": pct(inc), "self": pct(own)}
 
 
 def pg_url(tmp: Path):
@@ -427,7 +452,7 @@ def main() -> None:
                     serve_case(tmp, b, str(tmp / "profile.db"), 1, n, a, payloads, raw)
                 finally:
                     b.stop()
-                out["profile"] = str(raw)
+                out["profile"] = {"file": str(raw), **summarize(raw)}
         finally:
             if pg is not None:
                 pg.stop()
