@@ -163,7 +163,7 @@ class Fleet:
 
     def online(self, _node: ProtoNode) -> None:
         self.online_count += 1
-        if self.ready_s is None and self.online_count >= len(self.nodes):
+        if self.ready_s is None and self.all_online():
             self.ready_s = time.monotonic() - self._t0
             if self.on_ready is not None:
                 self.on_ready(self.summary())
@@ -228,6 +228,7 @@ class Fleet:
             "acked": sum(c.acked for c in conns),
             "unsent": sum(c.unsent() for c in conns),
             "dropped": sum(c.dropped for c in conns),
+            "held_offline": sum(c.held for c in conns),
             "commands": self.commands,
             "accepted": sum(n.accepted for n in self.nodes),
             "rejected": sum(n.rejected for n in self.nodes),
@@ -238,6 +239,50 @@ class Fleet:
             "cpu_pct": round(100 * cpu / wall, 1) if wall > 0 else None,
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
+
+
+class Running:
+    """A fleet on its own asyncio loop in a thread (tests, benches, the fan-out helper):
+    ``ready`` is set once every node is online; ``stop()`` ends it cleanly (every node's
+    offline published) and returns the summary."""
+
+    def __init__(self, fleet: Fleet, phase: bool = True) -> None:
+        import threading
+
+        self.fleet = fleet
+        self.ready = threading.Event()
+        fleet.on_ready = lambda _s: self.ready.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, args=(phase,), daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def _main(self, phase: bool) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._started.set()
+            await self.fleet.run(phase)
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 -- reported by stop()
+            self.error = e
+            self._started.set()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run fn(*args) on the fleet's loop (its state is the loop's alone)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.fleet.stop)
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.fleet.summary()
 
 
 def _cpu() -> float:

@@ -124,7 +124,7 @@ class Conn:
             will = (n.base + N.STATUS, N.OFFLINE, 1, True)  # the node's own (lamp.net.link)
             self.will_topic = None
         else:
-            self.will_topic = "%s/_sim/%s" % (prefix.rstrip("/"), client_id)
+            self.will_topic = f"{prefix.rstrip('/')}/_sim/{client_id}"
             body = json.dumps({"v": N.SCHEMA, "offline": [n.id for n in nodes]})
             will = (self.will_topic, body.encode(), 1, True)
         self.hello = bytes(pk.connect(client_id, keepalive, user, password, will))
@@ -142,6 +142,7 @@ class Conn:
         self.parser = pk.Parser(MAX_PAYLOAD + 260)
         self.attempts = self.connects = self.failures = self.refused = 0
         self.sent = self.acked = self.dropped = self.received = self.skipped = 0
+        self.held = 0  # messages queued while the link was down
         self.up_at: float | None = None
         self.last_error: str | None = None
 
@@ -169,6 +170,8 @@ class Conn:
         node.out_bytes += n
         self.queue.append(m)
         self.fleet.count(topic)
+        if not self.connected:
+            self.held += 1  # kept for the link's return
         if self.connected:
             self.wake.set()
         return True
@@ -195,7 +198,7 @@ class Conn:
             except Exception as e:  # a broken link or broker must never end run() (the node's rule)
                 if self.stopping:
                     break
-                self.last_error = "%s %s" % (type(e).__name__, e)
+                self.last_error = f"{type(e).__name__} {e}"
                 if self.up_at is not None and time.monotonic() - self.up_at >= STABLE_S:
                     tries = 0
                 tries += 1
@@ -228,12 +231,12 @@ class Conn:
             i = p.feed(data, 0, len(data))
             self._left = data[i:]
         if p.kind != 0x20:
-            raise ValueError("packet type %d before CONNACK" % (p.kind >> 4))
+            raise ValueError(f"packet type {p.kind >> 4} before CONNACK")
         rc = p.body[1]
         if rc:
             self.refused += 1
             why = pk.REFUSED[rc - 1] if rc <= 5 else "code"
-            raise Refused("%s (CONNACK %d)" % (why, rc))
+            raise Refused(f"{why} (CONNACK {rc})")
         self.connected = True
         self.connects += 1
         self.up_at = self._rx = self._tx = time.monotonic()
@@ -286,7 +289,7 @@ class Conn:
         while True:
             now = time.monotonic()
             if now - self._rx >= ka * 1.5:
-                raise OSError("broker silent for %.0f s (keepalive %d s)" % (now - self._rx, ka))
+                raise OSError(f"broker silent for {now - self._rx:.0f} s (keepalive {ka} s)")
             q = self.queue
             wrote = 0
             while q and len(self.inflight) < self.window:
@@ -383,9 +386,12 @@ class Conn:
         elif t == 13:  # PINGRESP
             pass
         else:
-            raise ValueError("unexpected packet type %d" % t)
+            raise ValueError(f"unexpected packet type {t}")
 
     def _close(self) -> None:
+        if self.connected:
+            for n in self.nodes:  # offline until their online is acknowledged again
+                n.online = False
         self.connected = False
         w, self._writer = self._writer, None
         self._reader = None

@@ -294,7 +294,7 @@ class ProtoNode:
         self.id = node_id
         self.site = site
         self.key_hex = key_hex
-        self.base = "%s/%s/%s/" % (prefix.rstrip("/"), site, node_id)
+        self.base = f"{prefix.rstrip('/')}/{site}/{node_id}/"
         self.root = root  # prefix of the node's files: its counter file is root + "cmdctr"
         self.conn: Any = None
         self.tele_s = tele_s
