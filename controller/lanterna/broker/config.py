@@ -26,6 +26,7 @@ import getpass
 import hashlib
 import hmac
 import ipaddress
+import math
 import re
 import secrets
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ from typing import Any
 
 from lamp import numbers as N
 from lamp.cmd.handler import MAX_BYTES
+from lamp.config import SPEC as LAMP_SPEC
+from lamp.net.link import SPEC as LINK_SPEC
 from lanterna.broker.credentials import Credentials, new_password
 from lanterna.broker.tls import (
     CA_CERT,
@@ -64,9 +67,108 @@ MESSAGE_SIZE_LIMIT = max(MAX_BYTES, 4 + MAX_CHUNK)
 # The whole packet: that payload plus the topic and MQTT headers, with room to spare. A
 # larger packet disconnects its sender before the broker buffers it.
 MAX_PACKET_SIZE = MESSAGE_SIZE_LIMIT + 1024
-# The controller's ingest session: many messages in flight and a deep queue while it is
-# away (lanterna.broker.mosquitto; mosquitto's defaults are 20 and 1000).
-MAX_INFLIGHT, MAX_QUEUED = 1000, 100000
+# The controller's ingest session: many messages in flight (mosquitto's default is 20)
+# and a queue deep enough for the outage it must survive (below; the default is 1000).
+MAX_INFLIGHT = 1000
+
+
+# -- the ingest session's queue ---------------------------------------------------------
+#
+# While `lanterna serve` is down the broker queues what the fleet publishes for its
+# session, up to `max_queued_messages`, then drops every new message silently (the oldest
+# are kept). mosquitto 2.0 scopes that limit (and max_queued_bytes) only globally: one
+# value for every client, not per listener or per client (mosquitto.conf(5), "This option
+# applies globally"). That is harmless here: the nodes and the commander connect with a
+# clean session (docs/mqtt.md), so the ingest sessions (one per serve worker) are the
+# only ones that queue while away, and a limit only costs memory when it is used.
+#
+# Measured on mosquitto 2.0.11 (x86-64; 200,000 QoS 1 messages queued for an offline
+# persistent session, the broker's RSS before and after): a queued message costs
+# QUEUED_OVERHEAD bytes beyond its payload (482 B with a 100-byte payload, 786 B with 400
+# bytes, 1,186 B with 800).
+QUEUED_OVERHEAD = 385
+TELE_BYTES = 400  # a node's telemetry message with one sensor (docs/protocol.md)
+# state on every change and after each reconnect, events, status: on top of telemetry
+HEADROOM = 1.2
+# When the broker itself (or the network) is away the nodes keep what they publish in
+# their bounded outbox instead (lamp.net.link: 64 messages, 8192 bytes): about 20
+# telemetry messages, 20 minutes at the default period; older ones are dropped, counted in
+# the node's `mqtt_dropped`.
+OUTBOX_MESSAGES = min(LINK_SPEC["outbox_count"][0], LINK_SPEC["outbox_bytes"][0] // TELE_BYTES)
+# never below the queue the broker config had before it was sized from the fleet
+QUEUE_FLOOR = 100_000
+OUTAGE_S = 3600
+TELE_S = LAMP_SPEC["tele_s"][0]  # the node's default telemetry period
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """The ingest session's queue, sized from the fleet: what it holds and costs."""
+
+    nodes: int
+    tele_s: int
+    outage_s: int
+    max_queued: int
+
+    @property
+    def per_s(self) -> float:
+        # messages per second the fleet sends the ingest session
+        return self.nodes * HEADROOM / self.tele_s
+
+    @property
+    def memory_bytes(self) -> int:
+        # the broker's memory with the queue full
+        return self.max_queued * (QUEUED_OVERHEAD + TELE_BYTES)
+
+    @property
+    def survives_s(self) -> int:
+        # how long serve may be away before the broker drops anything
+        return int(self.max_queued / self.per_s) if self.per_s else 0
+
+    def dropped(self, outage_s: float) -> int:
+        """Messages the broker drops when serve is away `outage_s` seconds."""
+        return max(0, int(outage_s * self.per_s) - self.max_queued)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "nodes": self.nodes,
+            "tele_s": self.tele_s,
+            "outage_s": self.outage_s,
+            "max_queued_messages": self.max_queued,
+            "messages_per_s": round(self.per_s, 1),
+            "survives_s": self.survives_s,
+            "memory_bytes": self.memory_bytes,
+            "dropped_per_extra_hour": int(3600 * self.per_s),
+            "node_outbox_s": OUTBOX_MESSAGES * self.tele_s,
+        }
+
+
+def queue_plan(nodes: int, tele_s: int = TELE_S, outage_s: int = OUTAGE_S) -> QueuePlan:
+    """nodes x telemetry rate x the outage (with HEADROOM for state and events), never
+    below QUEUE_FLOOR."""
+    if nodes < 0 or tele_s <= 0 or outage_s <= 0:
+        raise ConfigError(f"queue: nodes {nodes}, tele_s {tele_s}, outage {outage_s} s")
+    need = math.ceil(nodes * HEADROOM * outage_s / tele_s)
+    return QueuePlan(nodes, tele_s, outage_s, max(need, QUEUE_FLOOR))
+
+
+def queue_lines(q: QueuePlan) -> list[str]:
+    """mosquitto.conf lines for the queue, with what it costs and what it drops."""
+    mib = q.memory_bytes / 2**20
+    return [
+        f"# ingest session queue: {q.nodes} nodes, telemetry every {q.tele_s} s, "
+        f"{q.outage_s} s of serve being away",
+        f"# ({q.per_s:.1f} msg/s with {HEADROOM:g}x for state and events). Full, it costs the",
+        f"# broker about {mib:.0f} MiB ({QUEUED_OVERHEAD} B + a {TELE_BYTES}-byte payload per "
+        "message);",
+        f"# a longer outage drops the newest messages, about {int(3600 * q.per_s)} per extra hour",
+        "# ($SYS/broker/publish/messages/dropped, which `lanterna serve` reports). Global in",
+        "# mosquitto 2.0: every persistent session gets this limit (nodes use clean ones).",
+        f"# With the broker away, each node's outbox keeps about {OUTBOX_MESSAGES * q.tele_s // 60}"
+        " minutes of telemetry.",
+        f"max_queued_messages {q.max_queued}",
+    ]
+
 
 # mosquitto_passwd's own choices (2.0): 12 bytes of salt, 101 iterations of SHA-512.
 # Every password here is 24 random bytes, beyond brute force whatever the iteration
@@ -95,6 +197,11 @@ class Options:
     prefix: str = N.PREFIX
     run_as: str | None = None  # mosquitto's `user`; None: whoever runs this
     rotate: bool = False
+    # the ingest queue: the outage it must survive; the fleet's size (None: the store's
+    # nodes) and telemetry period
+    outage_s: int = OUTAGE_S
+    fleet: int | None = None
+    tele_s: int = TELE_S
 
 
 @dataclass(frozen=True)
@@ -120,6 +227,7 @@ class Result:
     changed: list[str] = field(default_factory=list)
     ca_fingerprint: str | None = None
     warnings: list[str] = field(default_factory=list)
+    queue: QueuePlan | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +240,7 @@ class Result:
             "changed": self.changed,
             "ca_sha256": self.ca_fingerprint,
             "warnings": self.warnings,
+            "queue": self.queue.as_json() if self.queue else None,
         }
 
 
@@ -211,6 +320,8 @@ def acl_text(nodes: Sequence[tuple[str, str]], controller: str, prefix: str = N.
         "",
         f"user {controller}",
         f"topic readwrite {root}/#",
+        # what the broker dropped for a full queue: `lanterna serve` reports it
+        "topic read $SYS/broker/publish/messages/dropped",
     ]
     for node, site in nodes:
         base = T.node_topic(prefix, site, node, "").rstrip("/")
@@ -235,7 +346,12 @@ def listeners(o: Options) -> list[Listener]:
     return out
 
 
-def conf_text(o: Options, out: Path) -> str:
+def plan_for(o: Options, nodes: int = 0) -> QueuePlan:
+    return queue_plan(o.fleet if o.fleet is not None else nodes, o.tele_s, o.outage_s)
+
+
+def conf_text(o: Options, out: Path, nodes: int = 0) -> str:
+    """mosquitto.conf; `nodes`: the store's node count (Options.fleet overrides it)."""
     d = out.resolve()
     lines = [
         "# Generated by `lanterna broker config` for mosquitto 2.0. Re-running it keeps",
@@ -253,7 +369,7 @@ def conf_text(o: Options, out: Path) -> str:
         # the peer's delayed ACK: ~90 ms less per round trip (docs/ota.md)
         "set_tcp_nodelay true",
         f"max_inflight_messages {MAX_INFLIGHT}",
-        f"max_queued_messages {MAX_QUEUED}",
+        *queue_lines(plan_for(o, nodes)),
         f"# payload bytes: a command ({MAX_BYTES}) or an OTA chunk (4 + {MAX_CHUNK})",
         f"message_size_limit {MESSAGE_SIZE_LIMIT}",
         f"max_packet_size {MAX_PACKET_SIZE}",
@@ -359,7 +475,7 @@ def generate(o: Options, nodes: Sequence[tuple[str, str]], home: Path) -> Result
         for k, name in (("ca", CA_CERT), ("ca_key", CA_KEY)):
             files[k] = out / name
         files["cert"], files["key"] = out / SERVER_CERT, out / SERVER_KEY
-    if write_atomic(out / CONF, conf_text(o, out).encode(), 0o644):
+    if write_atomic(out / CONF, conf_text(o, out, len(nodes)).encode(), 0o644):
         changed.append(CONF)
     return Result(
         out=out,
@@ -371,4 +487,5 @@ def generate(o: Options, nodes: Sequence[tuple[str, str]], home: Path) -> Result
         changed=changed,
         ca_fingerprint=fingerprint,
         warnings=warnings,
+        queue=plan_for(o, len(nodes)),
     )

@@ -23,9 +23,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The test broker's ingest queue: sized as `lanterna broker config` sizes the field's
+# (lanterna.broker.config.queue_plan) for the largest fleet the tests and benches run
+# against one serve: 10,000 nodes at one message a minute, serve away for an hour.
+TEST_FLEET = 10_000
+
+
 class Mosquitto:
-    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        users: dict[str, str] | None = None,
+        max_queued: int | None = None,
+        sys_interval: int = 10,
+    ) -> None:
+        """`max_queued`: the queue limit of every persistent session (None: sized for
+        TEST_FLEET); `sys_interval`: seconds between the broker's $SYS updates (its
+        dropped-message count among them)."""
+        from lanterna.broker.config import queue_plan
+
         self.root = root
+        self.max_queued = (
+            max_queued if max_queued is not None else queue_plan(TEST_FLEET).max_queued
+        )
+        self.sys_interval = sys_interval
         self.port = free_port()
         self.users = dict(users or {})
         self.users.setdefault("controller", "controller-test-secret")
@@ -66,9 +87,11 @@ class Mosquitto:
                     f"password_file {pw}",
                     "persistence true",
                     # the controller's ingest session: many messages in flight, and a
-                    # deep queue while it is away (mosquitto's defaults: 20 and 1000)
+                    # queue for the outage it must survive (mosquitto's defaults: 20
+                    # and 1000; global in mosquitto 2.0, lanterna.broker.config)
                     "max_inflight_messages 1000",
-                    "max_queued_messages 100000",
+                    f"max_queued_messages {self.max_queued}",
+                    f"sys_interval {self.sys_interval}",
                     # small packets (acks, OTA chunk requests) leave at once instead of
                     # waiting out the peer's delayed ACK: ~90 ms less per round trip
                     "set_tcp_nodelay true",

@@ -24,6 +24,7 @@ from lanterna.broker import config as bc
 from lanterna.broker.credentials import CredentialsError
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
+from lanterna.cli.params import Duration
 from lanterna.context import Ctx, store_errors, write_config
 from lanterna.errors import EXIT_FAILED, LanternaError, malformed
 
@@ -76,6 +77,25 @@ def broker() -> None:
     help="New passwords for every account, a new CA and server certificate: every node "
     "must then be given its new secrets.",
 )
+@click.option(
+    "--outage",
+    type=Duration(most=30 * 86400),
+    default="1h",
+    show_default=True,
+    help="How long `lanterna serve` may be away with nothing dropped: sizes its queue.",
+)
+@click.option(
+    "--fleet",
+    type=click.IntRange(0),
+    help="Nodes to size the queue for (a planned fleet). Default: the store's.",
+)
+@click.option(
+    "--tele-s",
+    type=click.IntRange(*bc.LAMP_SPEC["tele_s"][1:]),
+    default=bc.TELE_S,
+    show_default=True,
+    help="The nodes' telemetry period, s.",
+)
 @json_option
 @pass_ctx
 @broker_errors
@@ -92,6 +112,9 @@ def broker_config(
     prefix: str,
     run_as: str | None,
     rotate: bool,
+    outage: int,
+    fleet: int | None,
+    tele_s: int,
     as_json: bool,
 ) -> None:
     """Write a mosquitto configuration where each node of the store may publish only
@@ -105,6 +128,7 @@ def broker_config(
     Examples:
       lanterna broker config --out /etc/lanterna/broker
       lanterna broker config --out broker --tls --host mqtt.city.example --host 10.0.0.5
+      lanterna broker config --out broker --fleet 70000 --outage 2h
       mosquitto -c broker/mosquitto.conf
     """
     if plain_too and not tls:
@@ -123,6 +147,9 @@ def broker_config(
         prefix=prefix,
         run_as=run_as,
         rotate=rotate,
+        outage_s=outage,
+        fleet=fleet,
+        tele_s=tele_s,
     )
     r = bc.generate(opts, nodes, c.home)
     if tls:
@@ -195,6 +222,14 @@ def _print(r: bc.Result) -> None:
         click.echo(
             f"controller and provisioning verify the broker with {r.files['ca']} "
             f"(broker_ca in {r.credentials.parent / 'config.json'})"
+        )
+    if r.queue is not None:
+        q = r.queue
+        click.echo(
+            f"ingest queue: {q.max_queued} messages ({q.nodes} nodes every {q.tele_s} s, "
+            f"{q.survives_s // 60} min of serve away), about {q.memory_bytes / 2**20:.0f} MiB "
+            f"of broker memory when full; beyond that about {int(3600 * q.per_s)} dropped "
+            "per hour"
         )
     click.echo(f"start: mosquitto -c {r.files['conf']}; after a re-run: kill -HUP <its pid>")
 

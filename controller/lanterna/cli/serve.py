@@ -1,4 +1,5 @@
-"""`lanterna serve`: ingest what the fleet publishes into the store (lanterna.fleet.ingest)."""
+"""`lanterna serve`: ingest what the fleet publishes into the store (lanterna.fleet.ingest);
+with --workers N, N worker processes under a supervisor (lanterna.fleet.workers)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,28 @@ import click
 from lanterna.cli.options import pass_ctx
 from lanterna.cli.output import emit_json
 from lanterna.context import Ctx
-from lanterna.errors import EXIT_BROKER, LanternaError
+from lanterna.errors import EXIT_BROKER, EXIT_FAILED, LanternaError
 from lanterna.wire.topics import PREFIX
 
 
 @click.command("serve")
 @click.option("--prefix", default=PREFIX, show_default=True, help="Topic prefix.")
 @click.option("--batch", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the load (MQTT 5 shared subscription).",
+)
+@click.option(
+    "--first-worker",
+    type=click.IntRange(0, 9999),
+    default=0,
+    show_default=True,
+    help="Index of the first worker: each worker of a store, on any host, needs its own "
+    "(host A: --workers 2, host B: --workers 2 --first-worker 2).",
+)
 @click.option(
     "--report-s",
     type=click.FloatRange(min=0.5),
@@ -26,27 +42,61 @@ from lanterna.wire.topics import PREFIX
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 @pass_ctx
-def serve(ctx: Ctx, prefix: str, batch: int, report_s: float, as_json: bool) -> None:
+def serve(
+    ctx: Ctx,
+    prefix: str,
+    batch: int,
+    workers: int,
+    first_worker: int,
+    report_s: float,
+    as_json: bool,
+) -> None:
     """Ingest status, state, telemetry and events from the broker into the store, until
-    SIGTERM or Ctrl-C (then everything received is committed before exit).
+    SIGTERM or Ctrl-C (then everything received is committed before exit). Each worker
+    has its own broker session, kept while it is away: what arrives meanwhile waits in
+    the broker (`lanterna broker config --outage` sizes that queue).
 
     \b
-    Example:
+    Examples:
       lanterna --broker mqtt://127.0.0.1:1883 serve
+      lanterna serve --workers 4 --json
     """
+    broker = ctx.broker()
+    store = ctx.store()  # migrations run here, before the workers open their own connections
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if workers > 1:
+        final = _supervise(ctx, store, broker, prefix, batch, workers, first_worker, report_s, stop)
+    else:
+        final = _one(store, broker, prefix, batch, first_worker, report_s, stop)
+    if as_json:
+        emit_json(final)
+    else:
+        click.echo(
+            f"stopped: stored {final['stored']} messages in {final['batches']} batches, "
+            f"skipped {final['skipped']}"
+            + (f", {final['restarts']} worker restarts" if "restarts" in final else "")
+        )
+
+
+def _dropped(total: int, new: int) -> None:
+    click.echo(
+        f"warning: the broker dropped {new} more messages ({total} since it started): a "
+        "session's queue was full (serve away longer than `broker config --outage`?)",
+        err=True,
+    )
+
+
+def _one(store, broker, prefix, batch, worker, report_s, stop) -> dict:
     from lanterna.fleet.ingest import BrokerUnreachable, Ingest
 
-    broker = ctx.broker()
-    store = ctx.store()  # migrations run here, before the writer opens its own connection
-    ing = Ingest(str(store.path), broker, prefix, batch=batch)
+    ing = Ingest(str(store.path), broker, prefix, batch=batch, worker=worker, on_dropped=_dropped)
     try:
         ing.start()
     except BrokerUnreachable as e:
         raise LanternaError(str(e), EXIT_BROKER) from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"serving {broker.url} {prefix}/# into {store.path}", err=True)
+    click.echo(f"serving {broker.url} {prefix}/# into {store.path} as worker {worker}", err=True)
 
     def report(s) -> None:
         j = s.as_json()
@@ -60,14 +110,28 @@ def serve(ctx: Ctx, prefix: str, batch: int, report_s: float, as_json: bool) -> 
         ing.run_until(stop, report_s, report)
     finally:
         ing.stop()
-    final = ing.stats.as_json()
-    if as_json:
-        emit_json(final)
-    else:
-        click.echo(
-            f"stopped: stored {final['stored']} messages in {final['batches']} batches, "
-            f"skipped {final['skipped']}"
-        )
+    return ing.stats.as_json()
+
+
+def _supervise(ctx, store, broker, prefix, batch, n, first, report_s, stop) -> dict:
+    from lanterna.fleet.workers import Supervisor, WorkerFailed, worker_argv, worker_env
+
+    args = ["--prefix", prefix, "--batch", str(batch), "--report-s", str(report_s)]
+    sup = Supervisor(worker_argv(str(store.path), args), first, n, worker_env(ctx.broker_url))
+    try:
+        sup.start()
+    except WorkerFailed as e:
+        code = EXIT_BROKER if e.code == EXIT_BROKER else EXIT_FAILED
+        raise LanternaError(str(e), code) from None
+    click.echo(
+        f"serving {broker.url} {prefix}/# into {store.path} with workers {first}..{first + n - 1}",
+        err=True,
+    )
+    try:
+        sup.run_until(stop, lambda line: click.echo(line, err=True))
+    finally:
+        sup.stop()
+    return sup.stats()
 
 
 COMMANDS = [serve]

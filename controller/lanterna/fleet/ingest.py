@@ -1,9 +1,20 @@
 """`lanterna serve`: what the nodes publish, into the store, without losing any of it.
 
-- One MQTT session that outlives us: a fixed client id per store and clean_session off,
-  QoS 1 subscriptions to ``{prefix}/+/+/status|state|tele|event``. While serve is
-  down or the broker restarts (mosquitto with persistence), the broker keeps the session
-  and queues what arrives; paho reconnects on its own.
+- One MQTT 5 session per worker that outlives it: a fixed client id per store and worker
+  index (``lanterna-serve-<store hash>-w<k>``), clean start off and a session expiry
+  (SESSION_EXPIRY_S), QoS 1 shared subscriptions
+  ``$share/lanterna-<store hash>/{prefix}/+/+/status|state|tele|event``: the broker hands
+  each message to one worker of the store's group (round robin in mosquitto 2.0), so N
+  workers, here or on several hosts, share the load. While a worker is down or the broker
+  restarts (mosquitto with persistence), the broker keeps its session and queues what
+  arrives for it (docs/mqtt.md, "Ingest"); paho reconnects on its own.
+- A worker that dies keeps what it held: mosquitto 2.0.11 (measured) neither hands a
+  disconnected member's unacknowledged messages to the other members nor stops routing
+  new ones to its session while it is away; they all wait in that session and arrive,
+  the unacknowledged ones again with DUP, when the same client id connects again. So
+  worker ids are fixed and the supervisor (lanterna.fleet.workers) restarts a dead worker
+  under its own id at once; the store's ingest is idempotent (telemetry is unique by node
+  and ts), so what was committed but not yet acknowledged is not stored twice.
 - Manual acknowledgement: a message is PUBACKed only after the transaction that holds it
   has committed. A crash between delivery and commit makes the broker deliver it again;
   nothing the broker handed over is lost.
@@ -12,7 +23,12 @@
   falls behind the queue fills, the network thread blocks, TCP pushes back, and the
   broker holds the rest.
 - SIGTERM or SIGINT: stop taking messages, commit and acknowledge what is queued,
-  disconnect.
+  disconnect (the session stays: what arrives meanwhile waits for the next start).
+- What the broker dropped because a session's queue was full (serve away longer than the
+  queue was sized for, lanterna.broker.config.queue_plan) is not lost silently: the
+  broker's ``$SYS/broker/publish/messages/dropped`` count is read, logged when it rises
+  and reported (``broker_dropped``, counted since the broker started, for all its
+  clients; the nodes' sessions are clean, so a full queue is a serve session's).
 """
 
 from __future__ import annotations
@@ -30,6 +46,24 @@ from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 LEAVES = ("status", "state", "tele", "event")
+SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
+# A worker's session outlives it this long (the broker's persistent_client_expiration in
+# the generated config is the same 14 days): long enough for any outage the queue is
+# sized for, short enough that a retired worker's session is forgotten.
+SESSION_EXPIRY_S = 14 * 86400
+
+
+def store_tag(store_path: str) -> str:
+    # One tag per store: its workers' client ids and their share group.
+    return hashlib.sha256(store_path.encode()).hexdigest()[:12]
+
+
+def client_id(store_path: str, worker: int) -> str:
+    return f"lanterna-serve-{store_tag(store_path)}-w{worker}"
+
+
+def share_group(store_path: str) -> str:
+    return f"lanterna-{store_tag(store_path)}"
 
 
 @dataclass
@@ -39,6 +73,7 @@ class Stats:
     skipped: int = 0  # not a payload its topic carries
     batches: int = 0
     connects: int = 0
+    broker_dropped: int | None = None  # the broker's count, since it started
     started: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict[str, Any]:
@@ -49,6 +84,7 @@ class Stats:
             "skipped": self.skipped,
             "batches": self.batches,
             "connects": self.connects,
+            "broker_dropped": self.broker_dropped,
             "seconds": round(dt, 1),
             "rate_per_s": round(self.stored / dt, 1),
         }
@@ -66,7 +102,12 @@ class Ingest:
         prefix: str = PREFIX,
         batch: int = 500,
         queue_max: int = 10000,
+        worker: int = 0,
+        on_dropped=None,
     ) -> None:
+        """`worker`: this worker's index (its session); `on_dropped(total, new)`: called
+        from the network thread when the broker's dropped count rises."""
+        from paho.mqtt.client import MQTTv5
 
         self.store_path = store_path
         self.broker = broker
@@ -76,9 +117,13 @@ class Ingest:
         self.stats = Stats()
         self.connected = threading.Event()
         self._stop = threading.Event()
-        # One durable session per store: a second `serve` on the same store takes it over.
-        cid = "lanterna-serve-" + hashlib.sha256(store_path.encode()).hexdigest()[:12]
-        self.c = broker.client(cid, clean_session=False, manual_ack=True)
+        self.worker = worker
+        self.group = share_group(store_path)
+        self.on_dropped = on_dropped
+        # One durable session per store and worker index: a second `serve` with the same
+        # index on the same store takes it over (the broker disconnects the first).
+        self.client_id = client_id(store_path, worker)
+        self.c = broker.client(self.client_id, protocol=MQTTv5, manual_ack=True)
         self.c.max_inflight_messages_set(100)
         self.c.reconnect_delay_set(1, 5)
         self.c.on_connect = self._on_connect
@@ -91,14 +136,18 @@ class Ingest:
             self.refused = str(rc)
             return
         self.stats.connects += 1
-        topics = [(T.fleet_filter(self.prefix, leaf), 1) for leaf in LEAVES]
-        c.subscribe(topics)
+        share = f"$share/{self.group}/"
+        topics = [(share + T.fleet_filter(self.prefix, leaf), 1) for leaf in LEAVES]
+        c.subscribe([*topics, (SYS_DROPPED, 0)])
         self.connected.set()
 
     def _on_disconnect(self, *_a: Any) -> None:
         self.connected.clear()
 
     def _on_message(self, _c, _u, m) -> None:
+        if m.topic == SYS_DROPPED:
+            self._dropped(m.payload)
+            return
         parts = m.topic.split("/")
         base = len(self.prefix.split("/"))
         self.stats.received += 1
@@ -110,9 +159,32 @@ class Ingest:
         # Blocks when the writer is behind: back-pressure onto the broker.
         self.q.put((parts[base + 1], parts[-1], bytes(m.payload), time.time(), m.mid, m.qos))
 
-    def start(self, timeout: float = 10.0) -> None:
+    def _dropped(self, payload: bytes) -> None:
         try:
-            self.c.connect(self.broker.host, self.broker.port, keepalive=30)
+            total = int(payload)
+        except ValueError:
+            return
+        was = self.stats.broker_dropped or 0
+        self.stats.broker_dropped = total
+        if total > was and self.on_dropped is not None:
+            self.on_dropped(total, total - was)
+
+    def start(self, timeout: float = 10.0) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        try:
+            # clean_start False on every connect, the first included: the session (and
+            # what the broker queued for it) is resumed, never thrown away
+            self.c.connect(
+                self.broker.host,
+                self.broker.port,
+                keepalive=30,
+                clean_start=False,
+                properties=props,
+            )
         except OSError as e:
             raise BrokerUnreachable(f"broker {self.broker.url}: {e.strerror or e}") from None
         self.c.loop_start()
