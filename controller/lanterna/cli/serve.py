@@ -124,7 +124,8 @@ def _supervise(ctx, store, broker, prefix, batch, n, first, report_s, stop) -> d
         code = EXIT_BROKER if e.code == EXIT_BROKER else EXIT_FAILED
         raise LanternaError(str(e), code) from None
     click.echo(
-        f"serving {broker.url} {prefix}/# into {store.path} with workers {first}..{first + n - 1}",
+        f"serving {broker.url} {prefix}/# into {store.path} with workers "
+        f"{first}..{first + n - 1} (pids {', '.join(map(str, sup.pids()))})",
         err=True,
     )
     try:

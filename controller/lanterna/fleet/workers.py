@@ -111,6 +111,9 @@ class Supervisor:
                     why = w.last_line or (f"exit {code}" if code is not None else "no answer")
                     raise WorkerFailed(f"worker {w.index}: {why}", code)
 
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.proc is not None]
+
     def check(self) -> list[str]:
         """Restart the workers that exited; what happened, one line each."""
         out = []
@@ -132,6 +135,8 @@ class Supervisor:
                 w.restart_at = None
                 w.restarts += 1
                 self._spawn(w)
+                assert w.proc is not None
+                out.append(f"worker {w.index}: pid {w.proc.pid}")
         return out
 
     def _collect(self, w: Worker, proc: subprocess.Popen) -> None:
