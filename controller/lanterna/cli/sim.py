@@ -258,17 +258,18 @@ def _protocol(
     async def main() -> dict:
         fleet = P.Fleet(nodes, u.host, u.port, user, st["password"], connections)
         fleet.on_ready = lambda s: emit("ready", s)
+        fleet.on_online = lambda s: emit("online", s)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, fleet.stop)
         await fleet.run()
-        return fleet.summary()
+        return {**fleet.summary(), "attempts_by_s": fleet.attempts_by_s}
 
     try:
         summary = asyncio.run(main())
     except ValueError as e:
         raise malformed(str(e)) from None
-    emit("stopped", summary)
+    emit("stopped", summary)  # with attempts_by_s: the connection attempts per second
 
 
 COMMANDS = [sim]

@@ -141,9 +141,11 @@ class Fleet:
         ]
         self.published: dict[str, int] = {}
         self.commands = 0
-        self.attempts: list[float] = []  # monotonic time of every connection attempt
-        self.online_count = 0
+        self.attempts_by_s: list[int] = []  # connection attempts in each second of the run
+        self.up = 0  # nodes whose online the broker acknowledged, on a live link
         self.on_ready: Callable[[dict[str, Any]], None] | None = None
+        # every node online again after some were not (a broker restart)
+        self.on_online: Callable[[dict[str, Any]], None] | None = None
         self.ready_s: float | None = None
         self._stop = asyncio.Event()
         self._t0 = time.monotonic()
@@ -156,20 +158,31 @@ class Fleet:
         self.published[leaf] = self.published.get(leaf, 0) + 1
 
     def attempt(self) -> None:
-        self.attempts.append(time.monotonic())
+        s = int(time.monotonic() - self._t0)
+        by_s = self.attempts_by_s
+        while len(by_s) <= s:
+            by_s.append(0)
+        by_s[s] += 1
 
     def commanded(self) -> None:
         self.commands += 1
 
     def online(self, _node: ProtoNode) -> None:
-        self.online_count += 1
-        if self.ready_s is None and self.all_online():
+        self.up += 1
+        if self.up < len(self.nodes):
+            return
+        if self.ready_s is None:
             self.ready_s = time.monotonic() - self._t0
             if self.on_ready is not None:
                 self.on_ready(self.summary())
+        elif self.on_online is not None:  # every node back after an outage
+            self.on_online(self.summary())
+
+    def offline(self, _node: ProtoNode) -> None:
+        self.up -= 1
 
     def all_online(self) -> bool:
-        return all(n.online for n in self.nodes)
+        return self.up == len(self.nodes)
 
     # the loop
     async def run(self, phase: bool = True) -> None:
@@ -221,7 +234,8 @@ class Fleet:
         return {
             "nodes": len(self.nodes),
             "connections": len(conns),
-            "online": sum(1 for n in self.nodes if n.online),
+            "online": self.up,
+            "t": round(time.time(), 3),
             "ready_s": None if self.ready_s is None else round(self.ready_s, 2),
             "seconds": round(wall, 1),
             "published": dict(sorted(self.published.items())),
@@ -235,6 +249,7 @@ class Fleet:
             "attempts": sum(c.attempts for c in conns),
             "connects": sum(c.connects for c in conns),
             "failures": sum(c.failures for c in conns),
+            "attempts_peak_per_s": max(self.attempts_by_s, default=0),
             "cpu_s": round(cpu, 2),
             "cpu_pct": round(100 * cpu / wall, 1) if wall > 0 else None,
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

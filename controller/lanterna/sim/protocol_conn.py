@@ -180,7 +180,7 @@ class Conn:
         # A `reboot` command's end (lamp.cmd.control._reboot, replaced): the broker would
         # publish the node's Will, then the node boots and connects again.
         self.publish(node, node.base + N.STATUS, N.OFFLINE, 1, True)
-        node.online = False
+        self._down(node)
         node.boot("soft")
         if self.connected:
             node.on_connect()
@@ -388,10 +388,15 @@ class Conn:
         else:
             raise ValueError(f"unexpected packet type {t}")
 
+    def _down(self, n: Any) -> None:
+        if n.online:
+            n.online = False
+            self.fleet.offline(n)
+
     def _close(self) -> None:
         if self.connected:
             for n in self.nodes:  # offline until their online is acknowledged again
-                n.online = False
+                self._down(n)
         self.connected = False
         w, self._writer = self._writer, None
         self._reader = None
@@ -403,7 +408,7 @@ class Conn:
         clean end, the Will discarded (sec. 3.14)."""
         for n in self.nodes:
             self.publish(n, n.base + N.STATUS, N.OFFLINE, 1, True)
-            n.online = False
+            self._down(n)
         deadline = time.monotonic() + timeout
         while self.connected and time.monotonic() < deadline:
             if not self.queue and not self.inflight:
