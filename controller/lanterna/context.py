@@ -2,8 +2,10 @@
 
 Resolution order, first found wins:
 
-- store: the global option ``--db``, else ``$LANTERNA_HOME/lanterna.db``, else the
-  per-user default (lanterna.store.db.default_path);
+- store: the global option ``--db``, else ``$LANTERNA_DB``, else
+  ``$LANTERNA_HOME/lanterna.db``, else the per-user default
+  (lanterna.store.db.default_path). A path is SQLite; ``postgresql://user@host:port/db``
+  (or ``postgres://``) is PostgreSQL (docs/store.md);
 - broker: ``--broker``, else ``$LANTERNA_BROKER``, else ``broker`` in the config file;
 - broker account: the URL's ``user[:password]``, else ``$LANTERNA_BROKER_USER`` /
   ``$LANTERNA_BROKER_PASSWORD``, else ``broker_user`` / ``broker_password`` in the
@@ -42,6 +44,7 @@ from lanterna.errors import (
 )
 from lanterna.files import read_json_object, write_atomic
 from lanterna.store.db import Store, StoreError, UnknownGroup, UnknownNode, default_path
+from lanterna.store.pg import is_url
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,22 @@ class Broker:
 
 @dataclass
 class Ctx:
-    db: Path | None = None
+    db: Path | str | None = None
     broker_url: str | None = None
     _store: Store | None = None
 
     @property
+    def target(self) -> Path | str:
+        """The store: a SQLite path or a PostgreSQL URL."""
+        t = self.db or os.environ.get("LANTERNA_DB") or default_path()
+        return t if is_url(t) else Path(t)
+
+    @property
     def home(self) -> Path:
-        return (self.db or default_path()).parent
+        """Where config.json is: beside a SQLite store; for a PostgreSQL one, the
+        directory a SQLite store would have ($LANTERNA_HOME, else per user)."""
+        t = self.target
+        return default_path().parent if is_url(t) else Path(t).parent
 
     def config(self) -> dict[str, Any]:
         try:
@@ -106,7 +118,7 @@ class Ctx:
     def store(self) -> Store:
         if self._store is None:
             try:
-                self._store = Store(self.db or default_path())
+                self._store = Store(self.target)
             except StoreError as e:
                 raise LanternaError(f"store: {e}", EXIT_STORE) from None
         return self._store
@@ -166,6 +178,7 @@ def store_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             code = EXIT_UNKNOWN if msg.startswith("unknown ") else EXIT_STORE
             raise LanternaError(msg, code) from None
         except sqlite3.Error as e:
+            # PostgreSQL's errors are StoreError already (lanterna.store.pg), URL safe
             raise LanternaError(f"store: {e}", EXIT_STORE) from None
 
     return wrapper

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -32,7 +31,12 @@ def _apply(fn: F, options: Sequence[Callable[[Any], Any]]) -> F:
 
 # -- global options ---------------------------------------------------------------------
 
-DB_HELP = "The store (SQLite). Default: $LANTERNA_HOME/lanterna.db, else per user."
+DB_HELP = (
+    "The store: a SQLite file, or postgresql://USER@HOST:PORT/DB. Default: $LANTERNA_DB,"
+    " else $LANTERNA_HOME/lanterna.db, else per user."
+)
+# A str, not a click.Path: a Path would fold the URL's '//' (lanterna.context.Ctx.target)
+DB_TYPE = click.STRING
 BROKER_HELP = "mqtt://HOST:PORT or mqtts://HOST:PORT. Default: $LANTERNA_BROKER."
 
 
@@ -47,7 +51,7 @@ def global_params() -> list[click.Option]:
     return [
         click.Option(
             ["--db"],
-            type=click.Path(path_type=Path, dir_okay=False),
+            type=DB_TYPE,
             expose_value=False,
             callback=_set_global,
             help=DB_HELP + " (Global: also before the command.)",

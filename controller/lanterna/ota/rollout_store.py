@@ -1,6 +1,7 @@
 """The rollout tables of the store (``rollouts``, ``rollout_nodes``; migration 2): a
 rollout and every node's progress, so a controller that stops mid-rollout resumes
-without offering a settled node again.
+without offering a settled node again. The SQL runs on both of the store's backends
+(SQLite, PostgreSQL): ``?`` placeholders, RETURNING for new ids.
 """
 
 from __future__ import annotations
@@ -41,12 +42,22 @@ class Rollouts:
                 raise RolloutError(
                     f"rollout {active['id']} is {active['state']}: abort it or let it finish first"
                 )
-            cur = db.execute(
-                "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
-                " created, updated) VALUES (?,?,?,?,?,?,'running',?,?)",
-                (bundle, bundle_id, version, size, json.dumps(target), _plan_json(plan), now, now),
+            rid = int(
+                db.execute(
+                    "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan,"
+                    " state, created, updated) VALUES (?,?,?,?,?,?,'running',?,?) RETURNING id",
+                    (
+                        bundle,
+                        bundle_id,
+                        version,
+                        size,
+                        json.dumps(target),
+                        _plan_json(plan),
+                        now,
+                        now,
+                    ),
+                ).fetchone()[0]
             )
-            rid = int(cur.lastrowid or 0)
             db.executemany(
                 "INSERT INTO rollout_nodes (rollout, node, wave, state, since, updated)"
                 " VALUES (?,?,?,'pending',?,?)",
@@ -59,13 +70,13 @@ class Rollouts:
         key): recorded as a rollout that never started, so `ota status` shows why."""
         now = time.time()
         with self.store.tx() as db:
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO rollouts (bundle, bundle_id, version, size, target, plan, state,"
                 " detail, created, updated) VALUES (?, '', '?', 0, '{}', '{}', 'refused', ?,"
-                " ?, ?)",
+                " ?, ?) RETURNING id",
                 (bundle, why, now, now),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row[0])
 
     def get(self, rid: int | None = None) -> dict[str, Any]:
         """A rollout by id; without one, the active one, else the latest."""
@@ -73,7 +84,8 @@ class Rollouts:
             r = self.db.execute("SELECT * FROM rollouts WHERE id=?", (rid,)).fetchone()
         else:
             r = self.db.execute(
-                "SELECT * FROM rollouts ORDER BY state IN ('running', 'paused') DESC, id DESC"
+                "SELECT * FROM rollouts ORDER BY"
+                " CASE WHEN state IN ('running', 'paused') THEN 0 ELSE 1 END, id DESC"
             ).fetchone()
         if r is None:
             raise RolloutError(f"no rollout {rid}" if rid is not None else "no rollouts yet")
