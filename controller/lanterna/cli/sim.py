@@ -263,13 +263,13 @@ def _protocol(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, fleet.stop)
         await fleet.run()
-        return {**fleet.summary(), "attempts_by_s": fleet.attempts_by_s}
+        return {**fleet.summary(), "attempts_by_100ms": fleet.attempts_by_100ms}
 
     try:
         summary = asyncio.run(main())
     except ValueError as e:
         raise malformed(str(e)) from None
-    emit("stopped", summary)  # with attempts_by_s: the connection attempts per second
+    emit("stopped", summary)  # with attempts_by_100ms: the connection attempts in time
 
 
 COMMANDS = [sim]

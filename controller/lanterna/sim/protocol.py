@@ -141,7 +141,7 @@ class Fleet:
         ]
         self.published: dict[str, int] = {}
         self.commands = 0
-        self.attempts_by_s: list[int] = []  # connection attempts in each second of the run
+        self.attempts_by_100ms: list[int] = []  # connection attempts per 100 ms of the run
         self.up = 0  # nodes whose online the broker acknowledged, on a live link
         self.on_ready: Callable[[dict[str, Any]], None] | None = None
         # every node online again after some were not (a broker restart)
@@ -158,11 +158,17 @@ class Fleet:
         self.published[leaf] = self.published.get(leaf, 0) + 1
 
     def attempt(self) -> None:
-        s = int(time.monotonic() - self._t0)
-        by_s = self.attempts_by_s
-        while len(by_s) <= s:
-            by_s.append(0)
-        by_s[s] += 1
+        s = int((time.monotonic() - self._t0) * 10)
+        bins = self.attempts_by_100ms
+        while len(bins) <= s:
+            bins.append(0)
+        bins[s] += 1
+
+    def attempts_peak_per_s(self, since_s: float = 0.0) -> int:
+        """The most connection attempts in any one second (a sliding window of 100 ms
+        steps), from `since_s` after the start."""
+        b = self.attempts_by_100ms[int(since_s * 10) :]
+        return max((sum(b[i : i + 10]) for i in range(max(len(b) - 9, 1))), default=0)
 
     def commanded(self) -> None:
         self.commands += 1
@@ -249,7 +255,7 @@ class Fleet:
             "attempts": sum(c.attempts for c in conns),
             "connects": sum(c.connects for c in conns),
             "failures": sum(c.failures for c in conns),
-            "attempts_peak_per_s": max(self.attempts_by_s, default=0),
+            "attempts_peak_per_s": self.attempts_peak_per_s(),
             "cpu_s": round(cpu, 2),
             "cpu_pct": round(100 * cpu / wall, 1) if wall > 0 else None,
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

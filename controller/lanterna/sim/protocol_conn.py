@@ -245,6 +245,8 @@ class Conn:
         again = sorted(
             (m for m in self.inflight.values() if not m.dead), key=lambda m: m.sent or 0.0
         )
+        for m in again:
+            m.pid = 0  # the broker forgot them: new ids, none shared with a fresh message
         self.inflight.clear()
         self.queue.extendleft(reversed(again))
 
@@ -266,9 +268,15 @@ class Conn:
             for t in done:
                 t.result()  # raises what ended it
         finally:
+            self._close()  # the writer also ends on its own once its link is gone
             for t in (reader, writer):
                 t.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            # Python 3.11's wait_for can swallow a cancel that lands as its wait ends
+            # (CPython gh-86296): never wait on the tasks for ever.
+            await asyncio.wait((reader, writer), timeout=2)
+            for t in (reader, writer):
+                if t.done() and not t.cancelled():
+                    t.exception()  # retrieved: the first one raised above
 
     def _queue_raw(self, topic: bytes, payload: bytes, retain: int) -> None:
         # A message of the connection itself (its Will cleared), outside any node's outbox.
@@ -287,6 +295,8 @@ class Conn:
         head = bytearray(8)
         ka = self.keepalive
         while True:
+            if self._writer is not w or w.is_closing():
+                raise OSError("link closed")
             now = time.monotonic()
             if now - self._rx >= ka * 1.5:
                 raise OSError(f"broker silent for {now - self._rx:.0f} s (keepalive {ka} s)")
