@@ -180,8 +180,8 @@ class Orchestrator:
         try:
             return self._loop()
         finally:
+            self._watch.disconnect()  # first: loop_stop() alone waits out paho's 1 s select
             self._watch.loop_stop()
-            self._watch.disconnect()
             self.server.stop()
 
     def _loop(self) -> str:

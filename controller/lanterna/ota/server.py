@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import struct
 import threading
 import uuid
@@ -46,6 +47,12 @@ class Served:
 
 
 class ChunkServer:
+    # TCP_NODELAY on the connection to the broker: a chunk leaves at once, not held back
+    # by Nagle behind the request's PUBACK until the broker ACKs it (measured: the server's
+    # share of a 125-chunk pull 0.15 s -> 0.06 s; bench/bench_ota_rollout.py turns it off
+    # to compare).
+    nodelay = True
+
     def __init__(
         self,
         broker: Broker | str,
@@ -92,14 +99,19 @@ class ChunkServer:
         return self
 
     def stop(self) -> None:
-        self.c.loop_stop()
+        # DISCONNECT first: it ends paho's loop at once, where loop_stop() first waits out
+        # the loop's 1 s select (0.7 s measured on each rollout's end).
         self.c.disconnect()
+        self.c.loop_stop()
 
     def _on_connect(self, c, _u, _f, rc, _p) -> None:
         if rc.is_failure:
             self._refused = f"refused ({rc})"
             self._ready.set()
             return
+        sock = c.socket()
+        if self.nodelay and sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.subscribe(T.fleet_filter(self.prefix, T.OTA_REQ), qos=1)  # again after every reconnect
 
     def _on_message(self, _c, _u, m) -> None:
