@@ -192,10 +192,13 @@ def warm(b: Broker, count, timeout: float = 20.0) -> int:
     return count()
 
 
-def measure(b: Broker, proc_pid: int, count, n: int, a, payloads: Path) -> dict:
-    """Run the stream past a subscriber whose received total is count(); -> figures."""
+def measure(
+    b: Broker, proc_pid: int, count, n: int, a, payloads: Path, poll: float, db_pid: int = 0
+) -> dict:
+    """Run the stream past a subscriber whose received total is count(), looked at every
+    `poll` s (a COUNT(*) on a store costs its server CPU: not too often); -> figures."""
     base = warm(b, count)
-    cpu0, bcpu0 = cpu_s(proc_pid), cpu_s(b.pid)
+    cpu0, bcpu0, dcpu0 = cpu_s(proc_pid), cpu_s(b.pid), cpu_s(db_pid) if db_pid else 0.0
     s = Stream(b, a.nodes, n // a.nodes, a.publishers, payloads)
     s.start()
     deadline = time.monotonic() + a.timeout
@@ -205,9 +208,9 @@ def measure(b: Broker, proc_pid: int, count, n: int, a, payloads: Path) -> dict:
         got = count() - base
         if got >= n or time.monotonic() > deadline:
             break
-        time.sleep(0.05)  # polling the subscriber's count, bounded by the deadline
+        time.sleep(poll)  # polling the subscriber's count, bounded by the deadline
     t_done = time.monotonic()
-    cpu1, bcpu1 = cpu_s(proc_pid), cpu_s(b.pid)
+    cpu1, bcpu1, dcpu1 = cpu_s(proc_pid), cpu_s(b.pid), cpu_s(db_pid) if db_pid else 0.0
     while not s.pump():  # publishers finish (they have, once everything arrived)
         if time.monotonic() > deadline + 10:
             s.kill()
@@ -225,6 +228,11 @@ def measure(b: Broker, proc_pid: int, count, n: int, a, payloads: Path) -> dict:
         "rate_per_s": round(got / dt, 1),
         "cpu_us_per_msg": round((cpu1 - cpu0) / max(got, 1) * 1e6, 1),
         "broker_cpu_us_per_msg": round((bcpu1 - bcpu0) / max(got, 1) * 1e6, 1),
+        **(
+            {"db_server_cpu_us_per_msg": round((dcpu1 - dcpu0) / max(got, 1) * 1e6, 1)}
+            if db_pid
+            else {}
+        ),
         "publishers_seconds": round(pub_dt, 2),
         "publish_rate_per_s": round(n / pub_dt, 1) if pub_dt > 0 else None,
     }
@@ -245,7 +253,7 @@ def ceiling(tmp: Path, b: Broker, n: int, a, payloads: Path) -> dict:
         return lines[0]
 
     try:
-        r = measure(b, p.pid, count, n, a, payloads)
+        r = measure(b, p.pid, count, n, a, payloads, 0.05)
     finally:
         p.terminate()
         p.wait()
@@ -269,6 +277,7 @@ def serve_case(
     a,
     payloads: Path,
     profile: Path | None = None,
+    db_pid: int = 0,
 ) -> dict:
     from lanterna.store.db import Store
 
@@ -311,7 +320,7 @@ def serve_case(
         return store.telemetry_count()
 
     try:
-        r = measure(b, p.pid, count, n, a, payloads)
+        r = measure(b, p.pid, count, n, a, payloads, 0.2, db_pid)
     finally:
         target = p.pid
         if profile is not None:  # serve is py-spy's child: stopped, py-spy writes and exits
@@ -360,20 +369,21 @@ def summarize(raw: Path, top: int = 25) -> dict:
     return {"samples": total, "threads": pct(thread), "inclusive": pct(inc), "self": pct(own)}
 
 
-def pg_url(tmp: Path):
-    """A throwaway PostgreSQL cluster from tests/pgserver.py, when this checkout has it."""
+def pg_server():
+    """A throwaway PostgreSQL cluster (tests/pgserver.py), or None and why not."""
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         import pgserver  # type: ignore[import-not-found]
     except ImportError:
         return None, "tests/pgserver.py not in this checkout"
-    for name in ("PgServer", "PostgresServer", "Server"):
-        cls = getattr(pgserver, name, None)
-        if cls is not None:
-            srv = cls(tmp / "pg")
-            srv.start()
-            return srv, None
-    return None, "tests/pgserver.py has no server class this bench knows"
+    if not pgserver.available():
+        return None, "PostgreSQL is not installed"
+    return pgserver.PgServer().start(), None
+
+
+def postmaster(srv) -> int:
+    """The cluster's server pid (its backends are its children), from postmaster.pid."""
+    return int((Path(srv.data) / "postmaster.pid").read_text().split()[0])
 
 
 def main() -> None:
@@ -413,18 +423,19 @@ def main() -> None:
                     continue
                 if kind == "pg":
                     if pg is None:
-                        pg, why = pg_url(tmp)
+                        pg, why = pg_server()
                         if pg is None:
                             out["cases"].append({**row, "skipped": why})
                             continue
-                    db = pg.url
+                    db = pg.create_db()  # a fresh database per case
                 else:
                     db = str(tmp / f"bench-{len(out['cases'])}.db")
                 root = tmp / f"broker-{len(out['cases'])}"
                 b = Broker(root)
                 try:
                     ceil = ceiling(tmp, b, n, a, payloads)
-                    got = serve_case(tmp, b, db, workers, n, a, payloads)
+                    dbp = postmaster(pg) if kind == "pg" else 0
+                    got = serve_case(tmp, b, db, workers, n, a, payloads, None, dbp)
                 finally:
                     b.stop()
                     shutil.rmtree(root, ignore_errors=True)
