@@ -96,6 +96,12 @@ def main() -> None:
     ap.add_argument("--settle-s", type=float, default=15, help="running before the restart")
     ap.add_argument("--after-s", type=float, default=15, help="running after recovery")
     ap.add_argument("--baseline", type=int, default=5000, help="connections of the baseline")
+    ap.add_argument(
+        "--spread-s",
+        type=float,
+        default=0.0,
+        help="what-if: no reconnect window below this (0: the node's own backoff)",
+    )
     a = ap.parse_args()
     conns = a.connections or a.nodes
     tmp = Path(tempfile.mkdtemp(prefix="bench-storm-"))
@@ -152,7 +158,8 @@ def main() -> None:
         cv = threading.Condition()
         t_start = time.time()
         proc = subprocess.Popen(
-            [*base, "--connections", str(conns), "--tele-period", str(a.tele_s)],
+            [*base, "--connections", str(conns), "--tele-period", str(a.tele_s)]
+            + ["--reconnect-spread", str(a.spread_s)],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
@@ -193,6 +200,9 @@ def main() -> None:
             "nodes": a.nodes,
             "connections": conns,
             "tele_s": a.tele_s,
+            "backoff": "node"
+            if not a.spread_s
+            else f"what-if: windows of {a.spread_s:g} s or more",
             "baseline_accept": baseline,
             "ready_s": ready["ready_s"],
             "restart_s": round(t_listen - t0, 2),

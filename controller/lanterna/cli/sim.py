@@ -42,6 +42,13 @@ from lanterna.ota.keys import fleet_public_modulus
     show_default=True,
     help="With --protocol: the fleet's MQTT account (password made once in the state dir).",
 )
+@click.option(
+    "--reconnect-spread",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    help="With --protocol, a what-if for benches (not the node's policy): no reconnect "
+    "window below S seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --protocol: JSON lines on stdout.")
 @click.option(
     "--broker",
@@ -118,6 +125,7 @@ def sim(
     connections: int | None,
     tele_period: int | None,
     mqtt_user: str,
+    reconnect_spread: float,
     as_json: bool,
 ) -> None:
     """A virtual district: N lamp posts (real firmware, sim board, one MicroPython process
@@ -145,6 +153,7 @@ def sim(
             mqtt_user,
             init_only,
             as_json,
+            reconnect_spread,
         )
         return
     if connections is not None or tele_period is not None or as_json:
@@ -209,6 +218,7 @@ def _protocol(
     user: str,
     init_only: bool,
     as_json: bool,
+    spread_s: float = 0.0,
 ) -> None:
     """`lanterna sim --protocol N`: lanterna.sim.protocol, one asyncio loop; the line
     `ready ...` (or the JSON event "ready") once every node's online is acknowledged,
@@ -256,7 +266,7 @@ def _protocol(
     nodes = P.make_nodes(st["nodes"], site, state_dir, tele_s)
 
     async def main() -> dict:
-        fleet = P.Fleet(nodes, u.host, u.port, user, st["password"], connections)
+        fleet = P.Fleet(nodes, u.host, u.port, user, st["password"], connections, spread_s=spread_s)
         fleet.on_ready = lambda s: emit("ready", s)
         fleet.on_online = lambda s: emit("online", s)
         loop = asyncio.get_running_loop()

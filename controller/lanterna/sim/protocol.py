@@ -113,6 +113,7 @@ class Fleet:
         outbox_count: int = 64,
         outbox_bytes: int = 8192,
         client_prefix: str = "sim",
+        spread_s: float = 0.0,
     ) -> None:
         firmware()
         self.nodes = list(nodes)
@@ -135,6 +136,7 @@ class Fleet:
                 keepalive,
                 outbox_count,
                 outbox_bytes,
+                spread_s=spread_s,
             )
             for k in range(c)
             if self.nodes[k * per : (k + 1) * per]

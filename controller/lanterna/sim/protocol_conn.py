@@ -67,9 +67,12 @@ MAX_PAYLOAD = 8192  # MQTTClient's max_payload: a longer incoming payload is ski
 _DUP = 0x08
 
 
-def backoff(tries: int, cap_s: float = BACKOFF_MAX_S) -> float:
-    """lamp.net.mqtt.MQTTClient._backoff: a random wait in [0, min(max, 1 s * 2^(n-1))]."""
+def backoff(tries: int, cap_s: float = BACKOFF_MAX_S, spread_s: float = 0.0) -> float:
+    """lamp.net.mqtt.MQTTClient._backoff: a random wait in [0, min(max, 1 s * 2^(n-1))].
+    spread_s > 0 is a what-if, not the node's policy: no window below it (bench_storm
+    measures what a wider first window would do to a reconnect storm)."""
     cap = min(cap_s * 1000, T["_BACKOFF_MS"] << min(tries - 1, 16))
+    cap = max(cap, spread_s * 1000)
     r = os.urandom(3)
     return ((r[0] << 16 | r[1] << 8 | r[2]) % (int(cap) + 1)) / 1000
 
@@ -108,6 +111,7 @@ class Conn:
         outbox_count: int = 64,
         outbox_bytes: int = 8192,
         window: int = 1000,
+        spread_s: float = 0.0,
     ) -> None:
         self.fleet = fleet
         self.index = index
@@ -117,6 +121,7 @@ class Conn:
         self.keepalive = keepalive
         self.max_n, self.max_b = outbox_count, outbox_bytes
         self.window = window
+        self.spread_s = spread_s
         for n in nodes:
             n.conn = self
         if len(nodes) == 1:
@@ -209,7 +214,7 @@ class Conn:
                 break
             self.wake.clear()
             try:
-                await asyncio.wait_for(self.wake.wait(), backoff(tries))
+                await asyncio.wait_for(self.wake.wait(), backoff(tries, spread_s=self.spread_s))
             except TimeoutError:
                 pass
 

@@ -79,8 +79,8 @@ def firmware() -> None:
         p.conn.reboot(p)
 
     control.Control._reboot = reboot  # type: ignore[method-assign]
-    link.unload = keep  # type: ignore[assignment]
-    handler.unload = keep  # type: ignore[assignment]
+    link.unload = keep
+    handler.unload = keep
     telemetry.gc = _GC  # type: ignore[assignment]
     if getattr(clock, "_clock", None) is None:
         clock.setup()  # the port's RTC: this host's wall clock, valid
@@ -198,7 +198,7 @@ class _Shim:
     def __init__(self, node: ProtoNode) -> None:
         self.p = node
         self.root = node.root
-        self.cfg = {
+        self.cfg: dict[str, Any] = {
             "tele_s": node.tele_s,
             "failsafe_level": node.failsafe,
             "log_level": node.log_level,
@@ -357,7 +357,7 @@ class ProtoNode:
         net = Net(shim, {"node": self.id, "key": self.key_hex, "mqtt": None, "coap_port": 0})
         net.base = self.base
         mq = _Outbox(self)
-        net.mq = mq
+        net.mq = mq  # type: ignore[assignment]  # what Net publishes through: publish, dropped
         shim.net = net
         return net, shim, mq
 
