@@ -3,18 +3,28 @@
 For each node: the next counter is reserved in the store (committed before anything is
 sent, so a crash can never reuse one), the envelope is signed with the node's key
 (lanterna.wire.protocol), recorded as pending, and published on the node's ``cmd`` topic at
-QoS 1 (or PUT to its CoAP resource). Answers are matched by envelope id. A node that
-does not answer within `timeout` gets a fresh envelope (new id, new counter: the old one
-may still arrive, and a resent copy would be refused as a replay), up to `retries` more
-times. A ``replay`` answer means the store's counter is behind the node's (a store
-restored from a backup): the counter is raised past the node's and the command resent
-once at once. Every outcome ends up in the store's ``commands`` table.
+QoS 1 (or PUT to its CoAP resource). Answers are matched by envelope id.
+
+Over MQTT (lanterna.fleet.fanout) every node's command goes out at once, through a
+window of publishes the broker has not yet acknowledged, and one subscription to the
+ack topics settles them as they arrive. A node that does not answer within `timeout`
+gets the *same* signed envelope again, up to `retries` more times: if the first copy was
+lost, the node takes the second; if it was applied and only its ack was lost, the node
+refuses the copy as a ``replay`` whose ``ctr`` is the envelope's own, which means "already
+applied" (docs/commands.md, "Counter"): settled ok, never applied twice. A copy with a
+new counter would be applied a second time in that case.
+
+Over CoAP a node that does not answer gets a fresh envelope (new id, new counter).
+
+On either transport a ``replay`` answer with a counter above the envelope's means the
+store's counter is behind the node's (a store restored from a backup): the counter is
+raised past the node's and the command sent once more, fresh, at once. Every outcome
+ends up in the store's ``commands`` table.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,16 +34,22 @@ from typing import Any
 from lanterna.context import Broker
 from lanterna.store.db import Node, Store
 from lanterna.wire import protocol
-from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
 
 COAP_RESOURCES = {"dim": "dim", "schedule": "schedule"}
+# QoS 1 messages paho keeps on the wire before the broker's PUBACK: what the generated and
+# the test broker allow a client (max_inflight_messages)
+MAX_INFLIGHT = 1000
+# publishes handed to paho and not yet PUBACKed: below the 65,535 message ids it has
+WINDOW = 20000
 
 
 @dataclass
 class Outcome:
     node: str
-    status: str = "pending"  # ok | error | timeout
+    # ok | error | timeout (the broker took it, the node did not answer) | unsent (it
+    # never reached the broker: refused by the client or never PUBACKed)
+    status: str = "pending"
     result: dict[str, Any] | None = None
     error: str | None = None
     detail: str | None = None
@@ -65,6 +81,7 @@ class Commander:
     def __init__(self, store: Store, prefix: str = PREFIX) -> None:
         self.store = store
         self.prefix = prefix.rstrip("/")
+        self.stats: dict[str, int] = {}
 
     def _envelopes(
         self, nodes: Sequence[Node], cmd: str, args: dict[str, Any], via: str
@@ -107,104 +124,26 @@ class Commander:
         timeout: float = 10.0,
         retries: int = 2,
         progress: Callable[[Outcome], None] | None = None,
+        inflight: int = MAX_INFLIGHT,
+        window: int = WINDOW,
+        client_queue: int = 0,
+        stall_s: float | None = None,
     ) -> list[Outcome]:
+        """Send to every node at once and settle each as its ack arrives (docs/cli.md,
+        "Commands to nodes"). `inflight`: QoS 1 publishes on the wire before the broker's
+        PUBACK (paho's default is 20: about 900 acks/s at 10,000 nodes); `window`:
+        publishes handed to paho and not yet PUBACKed (paho numbers them 1..65535 and
+        refuses more); `client_queue`: paho's own queue limit (0: none; tests make it
+        tiny to see refusals); `stall_s`: how long a broker that takes nothing is waited
+        for before what is left is reported unsent. The last run's counts (published,
+        refused by the client, resent) are in `self.stats`."""
+        from lanterna.fleet.fanout import Fanout
 
-        outcomes = {n.id: Outcome(n.id) for n in nodes}
-        by_id: dict[str, str] = {}  # envelope id -> node, every attempt's
-        answered: dict[str, protocol.Ack] = {}  # received, not yet looked at
-        handled: set[str] = set()  # ids whose answer was taken (a QoS 1 dup is ignored)
-        cv = threading.Condition()
-        subscribed = threading.Event()
-        failure: list[str] = []
-
-        def on_connect(c, _u, _f, rc, _p) -> None:
-            if rc.is_failure:
-                failure.append(str(rc))
-                subscribed.set()
-                return
-            c.subscribe(T.fleet_filter(self.prefix, T.ACK), qos=1)
-
-        def on_subscribe(*_a: Any) -> None:
-            subscribed.set()
-
-        def on_message(_c, _u, m) -> None:
-            try:
-                ack = protocol.parse_ack(m.payload)
-            except (protocol.AckError, ValueError):
-                return
-            with cv:
-                fresh = ack.id not in answered and ack.id not in handled
-                if ack.id in by_id and fresh and ack.node == by_id[ack.id]:
-                    answered[ack.id] = ack
-                    cv.notify_all()
-
-        c = broker.client("lanterna-cli-" + uuid.uuid4().hex[:8])
-        c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+        f = Fanout(self, broker, nodes, cmd, args, timeout, retries, progress)
         try:
-            c.connect(broker.host, broker.port, keepalive=30)
-        except OSError as e:
-            raise SendError(f"broker {broker.url}: {e.strerror or e}") from None
-        c.loop_start()
-        try:
-            if not subscribed.wait(10) or failure:
-                why = f"refused ({failure[0]})" if failure else "no answer"
-                raise SendError(f"broker {broker.url}: {why}")
-            t0 = time.monotonic()
-            pending = list(nodes)
-            attempt = 0
-            while pending and attempt <= retries:
-                attempt += 1
-                envs = self._envelopes(pending, cmd, args, "mqtt")
-                sent: dict[str, str] = {}  # node -> this attempt's id
-                for i, (n, env) in envs.items():
-                    with cv:
-                        by_id[i] = n.id
-                    sent[n.id] = i
-                    outcomes[n.id].attempts += 1
-                    outcomes[n.id].command = i
-                    c.publish(
-                        T.node_topic(self.prefix, n.site, n.id, T.CMD), protocol.encode(env), qos=1
-                    )
-                deadline = time.monotonic() + timeout
-                again: list[Node] = []
-                waiting = {n.id: n for n in pending}
-                with cv:
-                    while waiting:
-                        for i, ack in list(answered.items()):
-                            node = by_id[i]
-                            del answered[i]
-                            handled.add(i)
-                            if node not in waiting:
-                                continue  # an answer to an earlier try, already settled
-                            o = outcomes[node]
-                            settled = self._settle(o, ack, t0)
-                            self.store.finish_command(
-                                i, o.status if settled else "error", _ack_json(ack)
-                            )
-                            n = waiting.pop(node)
-                            if settled:
-                                if progress:
-                                    progress(o)
-                            else:
-                                again.append(n)
-                        left = deadline - time.monotonic()
-                        if not waiting or left <= 0:
-                            break
-                        cv.wait(left)
-                for node, n in waiting.items():
-                    self.store.finish_command(sent[node], "timeout", None)
-                    again.append(n)
-                pending = again
-            for n in pending:
-                o = outcomes[n.id]
-                if o.status == "pending":
-                    o.status, o.detail = "timeout", f"no answer in {timeout:g} s"
-                    if progress:
-                        progress(o)
+            return f.run(inflight, window, client_queue, stall_s)
         finally:
-            c.disconnect()
-            c.loop_stop()
-        return [outcomes[n.id] for n in nodes]
+            self.stats = f.stats
 
     def send_coap(
         self,
