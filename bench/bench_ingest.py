@@ -22,7 +22,8 @@ child processes (/proc) over the run, divided by N; the broker's CPU likewise.
 
 Printed: one JSON object (load average before and after: the machine is shared).
 Run: .venv/bin/python bench/bench_ingest.py [--messages 200000] [--cases sqlite:1,pg:2]
-     [--profile DIR]  (py-spy, when installed: a flat profile of serve in one extra run)
+     [--profile DIR [--profile-db sqlite|pg]]  (py-spy, when installed: where serve's CPU
+     goes, in one extra run of serve alone; --cases "" for the profile only)
 """
 
 from __future__ import annotations
@@ -394,6 +395,7 @@ def main() -> None:
     ap.add_argument("--cases", default="sqlite:1,sqlite:2,pg:1,pg:2")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per subscriber")
     ap.add_argument("--profile", type=Path, help="directory for a py-spy profile of serve")
+    ap.add_argument("--profile-db", choices=("sqlite", "pg"), default="sqlite")
     a = ap.parse_args()
     n = a.messages // a.nodes * a.nodes
     check_shape()
@@ -414,7 +416,7 @@ def main() -> None:
         out["payload_bytes_mean"] = round(payloads.stat().st_size / (n // a.nodes) - 1, 1)
         pg = None
         try:
-            for case in a.cases.split(","):
+            for case in filter(None, a.cases.split(",")):
                 kind, w = case.split(":")
                 workers = int(w)
                 row: dict = {"case": case}
@@ -454,16 +456,22 @@ def main() -> None:
                 )
                 out["cases"].append(row)
                 print(json.dumps(row), file=sys.stderr)
-            if a.profile is not None:
+            if a.profile is not None:  # serve alone under py-spy: its figures are not kept
                 a.profile.mkdir(parents=True, exist_ok=True)
+                kind = a.profile_db
+                if kind == "pg" and pg is None:
+                    pg, why = pg_server()
+                    if pg is None:
+                        raise SystemExit(f"--profile-db pg: {why}")
+                db = pg.create_db() if kind == "pg" else str(tmp / "profile.db")
                 root = tmp / "broker-profile"
                 b = Broker(root)
                 try:
-                    raw = a.profile / "serve.pyspy.txt"
-                    serve_case(tmp, b, str(tmp / "profile.db"), 1, n, a, payloads, raw)
+                    raw = a.profile / f"serve-{kind}.pyspy.txt"
+                    serve_case(tmp, b, db, 1, n, a, payloads, raw)
                 finally:
                     b.stop()
-                out["profile"] = {"file": str(raw), **summarize(raw)}
+                out["profile"] = {"db": kind, "file": str(raw), **summarize(raw)}
         finally:
             if pg is not None:
                 pg.stop()
