@@ -156,7 +156,6 @@ def main() -> None:
         )
         events: list = []
         cv = threading.Condition()
-        t_start = time.time()
         proc = subprocess.Popen(
             [*base, "--connections", str(conns), "--tele-period", str(a.tele_s)]
             + ["--reconnect-spread", str(a.spread_s)],
@@ -191,7 +190,7 @@ def main() -> None:
                 pass
         sent = stopped["published"].get("tele", 0)
         bins = stopped["attempts_by_100ms"]
-        storm_from = max(int((t0 - t_start) * 10) - 5, 0)  # the fleet's clock starts later
+        storm_from = max(int((t0 - stopped["started"]) * 10), 0)  # bins from the fleet's start
         storm = bins[storm_from:]
         peak = max((sum(storm[i : i + 10]) for i in range(max(len(storm) - 9, 1))), default=0)
         by_s = [sum(storm[i : i + 10]) for i in range(0, len(storm), 10)]

@@ -7,6 +7,9 @@ commands with the node's own errors, lose no QoS 1 telemetry across a broker res
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +182,43 @@ def test_a_clean_stop_leaves_every_node_offline(tmp_path, mosquitto):
     assert summary["online"] == 0 and summary["unsent"] == 0
     status = _retained_status(mosquitto)
     assert set(status) == set(st["nodes"]) and set(status.values()) == {b"offline"}
+
+
+def test_the_cli_fleet_says_ready_and_stops_cleanly(tmp_path, mosquitto, spawn, clean_env):
+    # The subprocess interface other benches use: `ready` once every node is online,
+    # `stopped` (every node offline, nothing left unsent) after SIGINT.
+    lanterna = str(Path(sys.executable).with_name("lanterna"))
+    env = dict(clean_env, LANTERNA_HOME=str(tmp_path / "home"), LANTERNA_BROKER=mosquitto.url)
+    base = [lanterna, "sim", "--protocol", "40", "--state-dir", str(tmp_path / "st"), "--json"]
+    init = subprocess.run([*base, "--init-only"], env=env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    st = json.loads((tmp_path / "st" / f"protocol-{SITE}.json").read_text())
+    mosquitto.add_user(P.USER, st["password"])
+    p = spawn([*base, "--connections", "2", "--tele-period", "2"], env=env)
+    ready = json.loads(p.wait_for('"event": "ready"'))
+    assert ready["online"] == 40 and ready["connections"] == 2
+    assert p.stop(signal.SIGINT) == 0
+    stopped = json.loads(p.wait_for('"event": "stopped"'))
+    assert stopped["online"] == 0 and stopped["unsent"] == 0
+    with Store(tmp_path / "home" / "lanterna.db") as s:
+        assert len(s.nodes(site=SITE)) == 40
+
+
+def test_bad_cli_input_is_refused_before_anything_is_written(tmp_path, clean_env):
+    lanterna = str(Path(sys.executable).with_name("lanterna"))
+    env = dict(clean_env, LANTERNA_HOME=str(tmp_path / "home"), LANTERNA_BROKER="mqtt://x:1")
+    for args, says in [
+        (["--protocol", "3", "--connections", "5"], "--connections 5: more than the 3 nodes"),
+        (["--json"], "--json go with --protocol"),
+        (["--protocol", "3", "--site", "no where"], "--site 'no where'"),
+        (["--protocol", "3", "--site", "nowhere"], "site 'nowhere' is not built in"),
+    ]:
+        st = tmp_path / "st"
+        r = subprocess.run(
+            [lanterna, "sim", *args, "--state-dir", str(st)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 4 and says in r.stderr, (args, r.stderr)
+        assert not st.exists()

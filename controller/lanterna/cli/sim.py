@@ -228,16 +228,19 @@ def _protocol(
     import sys
 
     from lamp import log as fwlog
-    from lanterna.fleet.registry import check_name, resolve_site
+    from lanterna.fleet.registry import SiteError, check_name, resolve_site
     from lanterna.sim import protocol as P
 
     check_name("--site", site)
     if connections is not None and connections > n:
         raise malformed(f"--connections {connections}: more than the {n} nodes")
+    try:
+        lat, lon, tz = resolve_site(site, lat, lon, tz)
+    except SiteError as e:
+        raise malformed(str(e)) from None
     u = parse_broker_url(sim_broker or ctx.broker().url, "--broker")
     if u.tls:
         raise malformed(f"--broker {u.url}: the protocol fleet speaks plain MQTT only")
-    lat, lon, tz = resolve_site(site, lat, lon, tz)
     st = P.prepare(state_dir, n, site, user)
     store = ctx.store()
     with click.progressbar(length=n, label="registering", file=sys.stderr, show_pos=True) as bar:

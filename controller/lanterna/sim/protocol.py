@@ -151,6 +151,7 @@ class Fleet:
         self.ready_s: float | None = None
         self._stop = asyncio.Event()
         self._t0 = time.monotonic()
+        self.started = time.time()
         self._cpu0 = _cpu()
         self._heap: list = []
 
@@ -197,6 +198,7 @@ class Fleet:
         """Until stop(): the connections and the telemetry of every node."""
         self._stop.clear()
         self._t0 = time.monotonic()
+        self.started = time.time()  # wall clock of attempts_by_100ms[0], for other processes
         now = time.monotonic()
         rnd = random.Random(os.urandom(8))
         self._heap = [
@@ -244,6 +246,7 @@ class Fleet:
             "connections": len(conns),
             "online": self.up,
             "t": round(time.time(), 3),
+            "started": round(self.started, 3),
             "ready_s": None if self.ready_s is None else round(self.ready_s, 2),
             "seconds": round(wall, 1),
             "published": dict(sorted(self.published.items())),
