@@ -14,7 +14,10 @@ SCHEDULE ?=
 WARP   ?= 1
 
 # Debian package -> a command it provides (checked on PATH and in /usr/sbin).
-SYSDEPS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub libcoap3-bin:coap-client-notls
+# package:probe. postgresql: Debian keeps initdb/pg_ctl off PATH (/usr/lib/postgresql/N/bin);
+# its pg_ctlcluster is on PATH (tests/pgserver.py finds the server binaries).
+SYSDEPS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub libcoap3-bin:coap-client-notls \
+  postgresql:pg_ctlcluster
 
 .PHONY: all venv sysdeps test lint mpy node bench clean demo flash
 

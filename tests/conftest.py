@@ -170,3 +170,40 @@ def clean_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("LANTERNA_MICROPYTHON", None)
     return env
+
+
+# -- the store's backends ------------------------------------------------------------------
+# One throw-away PostgreSQL cluster per test session (per xdist worker), started the first
+# time a test asks for it (tests/pgserver.py); each test gets a fresh database in it.
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator:
+    import pgserver
+
+    if not pgserver.available():
+        msg = "PostgreSQL is not installed (make sysdeps installs the postgresql package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + ": CI runs the store tests on it, never skips them")
+        pytest.skip(msg)
+    with pgserver.PgServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres(pg_cluster) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's PostgreSQL; dropped after."""
+    url = pg_cluster.create_db()
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_db(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path) -> str:
+    """A new store on each backend: a SQLite path, or a PostgreSQL URL (ids sqlite,
+    postgresql)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "lanterna.db")
+    return request.getfixturevalue("postgres")

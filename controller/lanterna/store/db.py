@@ -107,7 +107,7 @@ class Store:
             if new:
                 os.chmod(self.path, 0o600)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -788,6 +788,21 @@ class Store:
         return int(r[0])
 
 
+def _wal(db: sqlite3.Connection) -> None:
+    """WAL mode. Switching a new file to it wants the file alone, and SQLite answers
+    "locked" at once instead of waiting its busy timeout: several processes opening a
+    new store together (serve's workers) try again, for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 # -- the fleet selection's states -------------------------------------------------------
 
 STATES = {
@@ -926,12 +941,11 @@ class _Batch:
             text = raw.decode("ascii", "replace")
             if text not in ("online", "offline"):
                 return
-            self.status[node] = (
-                node,
-                int(text == "online"),
-                received,
-                received if text == "online" else None,
-            )
+            seen = received if text == "online" else None
+            old = self.status.get(node)
+            if old is not None and old[3] is not None:  # an online earlier in the batch
+                seen = max(seen or old[3], old[3])
+            self.status[node] = (node, int(text == "online"), received, seen)
             self.plain += 1
             return
         if leaf not in ("state", "tele", "event"):
