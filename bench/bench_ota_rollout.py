@@ -19,6 +19,7 @@ Measured in one run:
 The nodes confirm a trial after one second of health (ota_health_s) and the rollouts have
 no health window, so the times are the update's own. Printed, one JSON object.
 Run: .venv/bin/python bench/bench_ota_rollout.py [--nodes 20] [--chunk 1024] [--big-chunk 4096]
+     [--board sim-s3|sim]
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=1024)
     ap.add_argument("--big-chunk", type=int, default=4096, help="the candidate chunk size")
+    ap.add_argument("--board", default="sim-s3", help="sim: a plain ESP32's heap (scaled)")
     a = ap.parse_args()
     from lanterna.broker.mosquitto import Mosquitto
     from lanterna.context import Broker
@@ -245,7 +247,11 @@ def main() -> None:
     from lanterna.sim.district import District, prepare, register
     from lanterna.store.db import Store
 
-    out: dict = {"nodes": a.nodes, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    out: dict = {
+        "nodes": a.nodes,
+        "board": a.board,
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         broker = Mosquitto(tmp / "broker")
@@ -263,7 +269,7 @@ def main() -> None:
         store = Store(home / "lanterna.db")
         register(store, tmp / "state", nodes, "greenwich")
         ctl = Broker("127.0.0.1", broker.port, "controller", broker.users["controller"])
-        d = District(nodes, warp=60, board="sim-s3")
+        d = District(nodes, warp=60, board=a.board)
         stop = threading.Event()
 
         def supervise() -> None:  # as `lanterna sim` does: a node that reset is restarted
