@@ -99,9 +99,8 @@ class Run:
             sys.path.insert(0, str(ROOT / "tests"))
             from pgserver import PgServer  # type: ignore[import-not-found]
 
-            self.pg = PgServer(tmp / "pg")
-            self.pg.start()
-            db = self.pg.new_database("city")
+            self.pg = PgServer().start()
+            db = self.pg.create_db("city")
         self.db = db or str(tmp / "lanterna.db")
         self.broker = Mosquitto(tmp / "broker")
         self.env = dict(
