@@ -9,6 +9,7 @@ Faults on demand, per node by crc32(node) so a test can compute the same set:
 id (the retry proves itself); ``--silent K``: nodes with crc32 % K == 1 never answer.
 
     python tests/ackresponder.py --port P --password S [--drop-first K] [--silent K]
+                                 [--share GROUP --id ID]
 
 Prints ``ready`` once subscribed, and on SIGTERM its counts as one JSON line.
 """
@@ -41,6 +42,10 @@ def main() -> None:
     ap.add_argument("--prefix", default="lanterna/v1")
     ap.add_argument("--drop-first", type=int, default=0)
     ap.add_argument("--silent", type=int, default=0)
+    # several responders share the commands (an MQTT 5 shared subscription): a bench's
+    # fleet must outrun the controller it answers
+    ap.add_argument("--share", help="shared subscription group")
+    ap.add_argument("--id", default="ack-responder")
     a = ap.parse_args()
     counts = {"received": 0, "acked": 0, "dropped": 0, "silent": 0}
     seen: set[str] = set()
@@ -48,7 +53,8 @@ def main() -> None:
     base = len(a.prefix.split("/"))
 
     def on_connect(c, _u, _f, rc, _p) -> None:
-        c.subscribe(f"{a.prefix}/+/+/cmd", qos=1)
+        share = f"$share/{a.share}/" if a.share else ""
+        c.subscribe(f"{share}{a.prefix}/+/+/cmd", qos=1)
 
     def on_message(c, _u, m) -> None:
         counts["received"] += 1
@@ -66,7 +72,8 @@ def main() -> None:
         c.publish(f"{a.prefix}/{site}/{node}/ack", json.dumps(ack), qos=1)
         counts["acked"] += 1
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ack-responder")
+    proto = mqtt.MQTTv5 if a.share else mqtt.MQTTv311
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=a.id, protocol=proto)
     c.username_pw_set(a.user, a.password)
     c.max_inflight_messages_set(1000)
     c.on_connect, c.on_message = on_connect, on_message

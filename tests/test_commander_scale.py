@@ -100,6 +100,14 @@ def test_two_thousand_nodes_acked_and_a_lost_first_delivery_is_retried(
     assert c.stats["published"] >= n + len(lossy)
 
 
+def test_the_published_payload_is_the_canonical_encoding():
+    from lanterna.fleet.fanout import _payload
+    from lanterna.wire import protocol
+
+    env = protocol.sign(bytes(32), "gw-00001", "schedule", {"schedule": {"id": "x", "a": [1]}}, 7)
+    assert _payload(env) == protocol.encode(env)
+
+
 def test_a_silent_node_is_reported_and_stored_as_timed_out(tmp_path, mosquitto, respond):
     n, k = 400, 40
     s = fleet(tmp_path, n)

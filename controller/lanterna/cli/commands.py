@@ -2,15 +2,18 @@
 `lanterna schedule push` shares).
 
 Targets: ``--node N`` (repeatable), ``--group G``, ``--site S`` or ``--all``, exactly one
-kind. Each command is signed per node, sent, and waited for (lanterna.fleet.commander); a
-progress bar runs on stderr; the end is a per-node table (or ``--json``). Exit status 1
-when any node failed or did not answer.
+kind. Each command is signed per node, sent to all at once and settled as the acks come
+(lanterna.fleet.commander, lanterna.fleet.fanout); a progress bar (answers of total, and
+their rate) runs on stderr; the end is a per-node table (or ``--json``) with every node's
+status: ok, error, timeout (the broker took it, no answer) or unsent (it never reached the
+broker). Exit status 1 when any node failed, did not answer or was not reached.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,15 +78,26 @@ def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
     commander = Commander(ctx.store(), o["prefix"])
     what = f"{cmd} to {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
     # The bar appears once the first answer is in: a broker that cannot be reached is
-    # one line of error, with no bar before it.
-    bar = click.progressbar(length=len(nodes), label=what, file=sys.stderr, show_pos=True)
+    # one line of error, with no bar before it. It counts settled nodes (acked, refused,
+    # timed out) against the total, with the rate of answers.
+    t0 = time.monotonic()
+    settled = [0]
+
+    def rate(_o) -> str:
+        dt = max(time.monotonic() - t0, 1e-3)
+        return f"{settled[0] / dt:.0f}/s" if settled[0] else ""
+
+    bar = click.progressbar(
+        length=len(nodes), label=what, file=sys.stderr, show_pos=True, item_show_func=rate
+    )
     shown: list[bool] = []
 
-    def progress(_o) -> None:
+    def progress(o) -> None:
         if not shown:
             bar.__enter__()
             shown.append(True)
-        bar.update(1)
+        settled[0] += 1
+        bar.update(1, current_item=o)
 
     try:
         if o["via"] == "coap":
@@ -110,7 +124,11 @@ def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
                 res = f"{x.error or x.status}: {x.detail or ''}".strip()
             rows.append((x.node, x.status, x.attempts, "" if x.ms is None else x.ms, res))
         click.echo(table(("node", "result", "tries", "ms", "detail"), rows, right=(2, 3)))
-        click.echo(f"{len(outs) - len(failed)} of {len(outs)} ok", err=True)
+        by: dict[str, int] = {}
+        for x in failed:
+            by[x.status] = by.get(x.status, 0) + 1
+        rest = "".join(f", {v} {k}" for k, v in sorted(by.items()))
+        click.echo(f"{len(outs) - len(failed)} of {len(outs)} ok{rest}", err=True)
     return outs
 
 

@@ -28,10 +28,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from lanterna.context import Broker
+from lanterna.fleet.outcome import Outcome, SendError
+from lanterna.fleet.outcome import ack_json as _ack_json
 from lanterna.store.db import Node, Store
 from lanterna.wire import protocol
 from lanterna.wire.topics import PREFIX
@@ -44,44 +45,11 @@ MAX_INFLIGHT = 1000
 WINDOW = 20000
 
 
-@dataclass
-class Outcome:
-    node: str
-    # ok | error | timeout (the broker took it, the node did not answer) | unsent (it
-    # never reached the broker: refused by the client or never PUBACKed)
-    status: str = "pending"
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    detail: str | None = None
-    update_result: int | None = None  # a refused ota: its LwM2M Update Result
-    attempts: int = 0
-    ms: int | None = None
-    command: str | None = None  # the id of the envelope last sent
-
-    def as_json(self) -> dict[str, Any]:
-        out = {
-            "node": self.node,
-            "status": self.status,
-            "result": self.result,
-            "error": self.error,
-            "detail": self.detail,
-            "attempts": self.attempts,
-            "ms": self.ms,
-        }
-        if self.update_result is not None:
-            out["update_result"] = self.update_result
-        return out
-
-
-class SendError(Exception):
-    pass
-
-
 class Commander:
     def __init__(self, store: Store, prefix: str = PREFIX) -> None:
         self.store = store
         self.prefix = prefix.rstrip("/")
-        self.stats: dict[str, int] = {}
+        self.stats: dict[str, Any] = {}
 
     def _envelopes(
         self, nodes: Sequence[Node], cmd: str, args: dict[str, Any], via: str
@@ -208,16 +176,6 @@ class Commander:
                 await ctx.shutdown()
 
         return asyncio.run(main())
-
-
-def _ack_json(ack: protocol.Ack) -> dict[str, Any]:
-    if ack.ok:
-        return {"ok": True, "result": ack.result}
-    out: dict[str, Any] = {"ok": False, "error": ack.error, "detail": ack.detail}
-    for k in protocol.ACK_FACTS:
-        if getattr(ack, k) is not None:
-            out[k] = getattr(ack, k)
-    return out
 
 
 def parse_duration(text: str) -> int:

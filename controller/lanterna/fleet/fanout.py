@@ -23,6 +23,7 @@ message ids) and its return code was not looked at. Here:
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanterna.context import Broker
+from lanterna.fleet.outcome import Outcome, SendError, ack_json
 from lanterna.store.db import Node
 from lanterna.wire import protocol
 from lanterna.wire import topics as T
@@ -56,6 +58,14 @@ class _Cmd:
     sent_at: list[float] = field(default_factory=list)
 
 
+def _payload(env: dict[str, Any]) -> bytes:
+    # protocol.encode(env) without checking the envelope a third time: sign() has checked
+    # it twice already (its MAC and its size), and the check walks every string of the
+    # arguments (most of the signing time for a schedule). The bytes are the canonical
+    # form's (protocol.canonical); tests/test_commander_scale.py holds the two alike.
+    return json.dumps(env, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 class Fanout:
     def __init__(
         self,
@@ -68,8 +78,6 @@ class Fanout:
         retries: int,
         progress: Callable[[Any], None] | None,
     ) -> None:
-        from lanterna.fleet.commander import Outcome
-
         self.cm = commander
         self.store = commander.store
         self.prefix = commander.prefix
@@ -88,7 +96,7 @@ class Fanout:
         self.pubacks: collections.deque[int] = collections.deque()
         self.wake = threading.Event()
         self.t0 = time.monotonic()
-        self.stats = {"published": 0, "refused": 0, "resent": 0}
+        self.stats: dict[str, Any] = {"published": 0, "refused": 0, "resent": 0}
 
     # -- the network thread: queue and wake, nothing else ---------------------------------
 
@@ -106,7 +114,7 @@ class Fanout:
         out = []
         for i, (n, env) in self.cm._envelopes(nodes, self.cmd, self.args, "mqtt").items():
             topic = T.node_topic(self.prefix, n.site, n.id, T.CMD)
-            c = _Cmd(n, env, topic, protocol.encode(env))
+            c = _Cmd(n, env, topic, _payload(env))
             self.pending[i] = c
             self.outcomes[n.id].command = i
             out.append(c)
@@ -117,8 +125,6 @@ class Fanout:
     ) -> list[Any]:
         from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_QUEUE_SIZE, MQTT_ERR_SUCCESS
 
-        from lanterna.fleet.commander import SendError
-
         subscribed = threading.Event()
         failure: list[str] = []
 
@@ -127,7 +133,11 @@ class Fanout:
                 failure.append(str(rc))
                 subscribed.set()
                 return
-            c.subscribe(T.fleet_filter(self.prefix, T.ACK), qos=1)
+            # QoS 0 from the broker to us: no PUBACK per ack for paho's thread to send (it
+            # shares the GIL with the signing and settling). An ack lost on this one hop
+            # (our connection dropping) costs a retry, whose answer settles the node all
+            # the same: the replay of its own envelope means applied.
+            c.subscribe(T.fleet_filter(self.prefix, T.ACK), qos=0)
 
         c = self.broker.client("lanterna-cli-" + uuid.uuid4().hex[:8])
         c.max_inflight_messages_set(inflight)
@@ -146,6 +156,7 @@ class Fanout:
                 raise SendError(f"broker {self.broker.url}: {why}")
             self.t0 = time.monotonic()
             self.queue.extend(self._envelopes(self.nodes))
+            self.stats["signed_s"] = round(time.monotonic() - self.t0, 3)
             moved = time.monotonic()  # the last time anything was taken or PUBACKed
             while self.pending:
                 now = time.monotonic()
@@ -171,6 +182,8 @@ class Fanout:
                     self.by_mid[info.mid] = cmd.env["id"]
                     self.stats["published"] += 1
                     moved = now
+                if not self.queue and "queue_empty_s" not in self.stats:
+                    self.stats["queue_empty_s"] = round(time.monotonic() - self.t0, 3)
                 if self._drain():
                     moved = time.monotonic()
                 self._expire(time.monotonic())
@@ -216,15 +229,13 @@ class Fanout:
         return took
 
     def _answer(self, i: str, cmd: _Cmd, ack: protocol.Ack) -> None:
-        from lanterna.fleet.commander import _ack_json
-
         o = self.outcomes[cmd.node.id]
         o.ms = int((time.monotonic() - self.t0) * 1000)
         if not ack.ok and ack.error == "replay" and ack.ctr is not None:
             if ack.ctr == cmd.env["ctr"]:
                 # our own copy again: the node applied this very envelope at an earlier
                 # delivery and its ack was lost (the counter is only ever ours)
-                self._settle(i, cmd, "ok", _ack_json(ack))
+                self._settle(i, cmd, "ok", ack_json(ack))
                 o.status, o.result = "ok", None
                 o.detail = "applied at an earlier delivery (its ack was lost)"
                 self._tell(o)
@@ -232,13 +243,13 @@ class Fanout:
             if cmd.extra == 0:
                 # the store is behind the node (a restored store): above it, once, fresh
                 self.store.raise_ctr(cmd.node.id, ack.ctr)
-                self._settle(i, cmd, "error", _ack_json(ack))
+                self._settle(i, cmd, "error", ack_json(ack))
                 (fresh,) = self._envelopes([cmd.node])
                 fresh.extra = 1
                 self.queue.appendleft(fresh)
                 self.stats["resent"] += 1
                 return
-        self._settle(i, cmd, "ok" if ack.ok else "error", _ack_json(ack))
+        self._settle(i, cmd, "ok" if ack.ok else "error", ack_json(ack))
         if ack.ok:
             o.status, o.result = "ok", ack.result
         else:

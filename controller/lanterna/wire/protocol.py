@@ -50,7 +50,9 @@ __all__ = [
 def _text_ok(s: str) -> bool:
     # Printable ASCII without '"' and '\': json.dumps writes these as they are, and so
     # does the node's serialiser; anything else would have several spellings.
-    return all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in s)
+    # (str methods, not a loop per character: a schedule has thousands of them, signed
+    # for every node of a fan-out; for ASCII, isprintable() is exactly 0x20-0x7e)
+    return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
 
 
 def _check(v: Any, where: str, depth: int = 0) -> None:
