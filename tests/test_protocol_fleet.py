@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from observer import Observer
 
@@ -21,6 +22,10 @@ from lanterna.sim import protocol as P
 from lanterna.store import Store
 from lanterna.wire import protocol
 
+SCHEMAS = {
+    leaf: json.loads((Path(protocol.__file__).with_name("schemas") / f"{leaf}.json").read_text())
+    for leaf in ("state", "tele", "event", "ack")
+}
 NODES = 300
 CONNS = 3
 TELE_S = 4
@@ -70,18 +75,22 @@ def test_nodes_come_online_retained_and_send_jittered_telemetry(running, mosquit
     status = _retained_status(mosquitto)
     assert set(status) == set(st["nodes"]) and set(status.values()) == {b"online"}
 
-    obs = Observer(mosquitto, topics=(PREFIX + "+/tele",))
+    obs = Observer(mosquitto, topics=(PREFIX + "+/tele", PREFIX + "+/state"))
     try:
         msgs = obs.wait(
-            lambda m: len({t for t, _, _ in m}) == NODES, what="telemetry from every node"
+            lambda m: len({t for t, _, _ in m if t.endswith("/tele")}) == NODES,
+            what="telemetry from every node",
         )
+        for t, p, _ in msgs:  # what a protocol node publishes is what the schemas say
+            jsonschema.validate(json.loads(p), SCHEMAS[t.rsplit("/", 1)[1]])
         first: dict[str, str] = {}
         for t, p, _ in msgs:
-            first.setdefault(t.split("/")[3], json.loads(p)["ts"])
+            if t.endswith("/tele"):
+                first.setdefault(t.split("/")[3], json.loads(p)["ts"])
         # Each node's phase is its own (nodes boot at different times): the first
         # messages of the fleet spread over the period, not one instant.
         assert len(set(first.values())) >= 3
-        tele = json.loads(msgs[0].payload)
+        tele = json.loads(next(p for t, p, _ in msgs if t.endswith("/tele")))
         assert set(tele) >= {"v", "ts", "level", "source", "energy", "uptime_s", "mqtt_dropped"}
     finally:
         obs.stop()
@@ -115,6 +124,8 @@ def test_commands_from_the_real_commander_are_acked_and_bad_ones_refused(running
         assert _ack(obs, node, other["id"])["error"] == "wrong_node"
         obs.wait(lambda m: sum(t.endswith("/ack") for t, _, _ in m) >= 6, what="six acks")
         acks = obs.json(f"{PREFIX}{node}/ack")
+        for a in acks:
+            jsonschema.validate(a, SCHEMAS["ack"])
         replay = [a for a in acks if a["id"] == good["id"] and not a["ok"]]
         assert replay == [
             {
