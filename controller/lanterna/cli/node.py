@@ -15,9 +15,10 @@ from typing import Any
 
 import click
 
-from lanterna.cli.format import _cell, _select, _status_json, _yes_no, age, iso
+from lanterna.cli.format import _cell, _status_json, _yes_no, age, iso
 from lanterna.cli.options import json_option, location, pass_ctx
 from lanterna.cli.output import emit_json, table
+from lanterna.cli.views import paging
 from lanterna.context import Ctx, store_errors
 from lanterna.fleet.registry import (
     check_name,
@@ -168,17 +169,29 @@ def node_add(
 @node.command("list")
 @click.option("--site", help="Only the nodes of this site.")
 @click.option("--group", help="Only the nodes of this group.")
+@paging
 @json_option
 @pass_ctx
 @store_errors
-def node_list(c: Ctx, site: str | None, group: str | None, as_json: bool) -> None:
-    """The registered nodes (never their keys).
+def node_list(
+    c: Ctx,
+    site: str | None,
+    group: str | None,
+    state: str | None,
+    limit: int | None,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """The registered nodes (never their keys), in id order; a page with --limit and
+    --after (the last id of the page before).
 
     \b
-    Example:
+    Examples:
       lanterna node list --site greenwich --json
+      lanterna node list --state offline --limit 100 --after greenwich-0420
     """
-    nodes = [n.public() for n in _select(c.store(), site, group, ())]
+    found = c.store().nodes(site=site, group=group, state=state, limit=limit, after=after)
+    nodes = [n.public() for n in found]
     if as_json:
         emit_json(nodes)
         return

@@ -52,6 +52,7 @@ def global_params() -> list[click.Option]:
         click.Option(
             ["--db"],
             type=DB_TYPE,
+            metavar="FILE|URL",
             expose_value=False,
             callback=_set_global,
             help=DB_HELP + " (Global: also before the command.)",

@@ -1,14 +1,18 @@
 """The live views of ``lanterna``: fleet status, active faults, telemetry (tail and
 follow). They read the store that `lanterna serve` fills; nothing here talks to a node,
 so every view works with the broker down, and no view prints a key.
+
+The fleet views select in SQL (Store.fleet_status: site, group, state, and a page of
+``--limit`` nodes after ``--after``, keyset on the node id), so a city's 250,000 nodes
+are not all loaded to show a page of them.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 
@@ -23,7 +27,37 @@ from lanterna.cli.format import (
 from lanterna.cli.options import json_option, narrowing, pass_ctx
 from lanterna.cli.output import emit_json, table
 from lanterna.context import Ctx, store_errors
+from lanterna.errors import malformed
 from lanterna.store import Store
+
+# A telemetry row as the store gives it (Store.telemetry_since: a dict on both backends)
+TeleRow = dict[str, Any]
+
+STATE_CHOICES = ("online", "offline", "unknown", "faulty")
+
+
+def paging(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--state, --limit, --after: the fleet views' SQL filter and keyset page."""
+    for o in reversed(
+        [
+            click.option(
+                "--state",
+                type=click.Choice(STATE_CHOICES),
+                help="Only nodes online, offline (said so), unknown (never said), or faulty.",
+            ),
+            click.option(
+                "--limit", type=click.IntRange(min=1), help="At most this many nodes (a page)."
+            ),
+            click.option(
+                "--after",
+                metavar="NODE",
+                help="Nodes after this node id (the next page: the last id of this one).",
+            ),
+        ]
+    ):
+        fn = o(fn)
+    return fn
+
 
 # The live view polls: `lanterna serve` writes from another process and SQLite tells no
 # other connection about a commit.
@@ -41,6 +75,7 @@ POLL_S = 0.5
     help="Only nodes online; or only nodes not known to be (offline or never heard from).",
 )
 @click.option("--faulty", is_flag=True, help="Only nodes with active faults.")
+@paging
 @json_option
 @pass_ctx
 @store_errors
@@ -51,24 +86,31 @@ def status(
     node_ids: tuple[str, ...],
     online: bool | None,
     faulty: bool,
+    state: str | None,
+    limit: int | None,
+    after: str | None,
     as_json: bool,
 ) -> None:
     """What each node last said: online, level, mode, firmware, last seen, faults.
 
-    A summary (nodes, online, with faults) follows on stderr.
+    A summary (nodes, online, with faults) follows on stderr. On a large fleet, page
+    with --limit and --after (the last node id of the page before).
 
     \b
     Examples:
       lanterna status --site greenwich
       lanterna status --group high-street --offline
       lanterna status --faulty --json
+      lanterna status --state offline --limit 100 --after greenwich-0420
     """
-    store = c.store()
-    rows = store.status(_select(store, site, group, node_ids))
+    states = [state] if state else []
     if online is not None:
-        rows = [s for s in rows if (s["online"] is True) == online]
+        states.append("online" if online else "not-online")
     if faulty:
-        rows = [s for s in rows if s["faults"]]
+        states.append("faulty")
+    rows = c.store().fleet_status(
+        site, group, list(node_ids) or None, state=states, limit=limit, after=after
+    )
     if as_json:
         emit_json([_status_json(s) for s in rows])
     elif rows:
@@ -80,11 +122,19 @@ def status(
 
 @click.command("faults")
 @narrowing
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many faulty nodes.")
+@click.option("--after", metavar="NODE", help="Faulty nodes after this node id (next page).")
 @json_option
 @pass_ctx
 @store_errors
 def faults(
-    c: Ctx, site: str | None, group: str | None, node_ids: tuple[str, ...], as_json: bool
+    c: Ctx,
+    site: str | None,
+    group: str | None,
+    node_ids: tuple[str, ...],
+    limit: int | None,
+    after: str | None,
+    as_json: bool,
 ) -> None:
     """Active faults, one row each, with the event that raised it (when it was stored).
 
@@ -97,9 +147,10 @@ def faults(
     """
     store = c.store()
     out = []
-    for s in store.status(_select(store, site, group, node_ids)):
-        if not s["faults"]:
-            continue
+    selected = store.fleet_status(
+        site, group, list(node_ids) or None, state="faulty", limit=limit, after=after
+    )
+    for s in selected:
         raised = store.fault_raises(s["node"], s["faults"])
         for f in s["faults"]:
             e = raised.get(f)
@@ -138,7 +189,7 @@ def follow(
     stop: threading.Event,
     nodes: set[str] | None = None,
     interval: float = POLL_S,
-) -> Iterator[sqlite3.Row]:
+) -> Iterator[TeleRow]:
     """Telemetry rows stored after `after_id` (of these nodes), as they arrive, until
     `stop` is set."""
     while not stop.is_set():
@@ -151,7 +202,7 @@ def follow(
             stop.wait(interval)
 
 
-def _tele_json(r: sqlite3.Row) -> str:
+def _tele_json(r: TeleRow) -> str:
     p = json.loads(r["payload"])
     d = {
         "id": r["id"],
@@ -167,7 +218,7 @@ def _tele_json(r: sqlite3.Row) -> str:
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
-def _tele_line(r: sqlite3.Row | None, width: int) -> str:
+def _tele_line(r: TeleRow | None, width: int) -> str:
     """One fixed-width row (a followed stream cannot be laid out as a table); None: header."""
     if r is None:
         cells: tuple[str, ...] = ("time", "node", "level", "power W", "kWh", "heap_free")
@@ -221,7 +272,7 @@ def telemetry_tail(
     after = rows[-1]["id"] if rows else top[0]["id"] if top else 0
     width = max([4, *(len(i) for i in ids or ()), *(len(r["node"]) for r in rows)])
 
-    def show(r: sqlite3.Row) -> None:
+    def show(r: TeleRow) -> None:
         click.echo(_tele_json(r) if as_json else _tele_line(r, width))
 
     if not as_json:
@@ -237,4 +288,98 @@ def telemetry_tail(
         pass  # Ctrl-C is how a live view ends: exit 0, no "Aborted!"
 
 
-COMMANDS = [status, faults, telemetry]
+# -- the store itself -------------------------------------------------------------------
+# (here, beside the views that read it: `store` is how big the views' data gets)
+
+
+@click.group("store")
+def store_group() -> None:
+    """The store: which backend, its size, and how long telemetry is kept."""
+
+
+@store_group.command("info")
+@json_option
+@pass_ctx
+@store_errors
+def store_info(c: Ctx, as_json: bool) -> None:
+    """Backend, where (a URL without its password), schema version, telemetry rows and
+    bytes, retention.
+
+    \b
+    Example:
+      lanterna store info --json
+    """
+    s = c.store()
+    rows = s.telemetry_count()
+    size = s.telemetry_bytes()
+    out = {
+        "backend": s.backend,
+        "store": str(s.path),
+        "schema_version": s.version,
+        "telemetry_rows": rows,
+        "telemetry_bytes": size,
+        "bytes_per_row": round(size / rows, 1) if rows else None,
+        "retention_days": s.retention(),
+        "partitions": len(s.partitions()) if s.pg else None,
+    }
+    if as_json:
+        emit_json(out)
+        return
+    for k, v in out.items():
+        click.echo(f"{k + ':':<16} {_cell(v)}")
+
+
+@store_group.command("retention")
+@click.option("--days", type=int, help="Keep this many days of telemetry besides today.")
+@click.option("--off", is_flag=True, help="Keep all telemetry (no retention).")
+@json_option
+@pass_ctx
+@store_errors
+def store_retention(c: Ctx, days: int | None, off: bool, as_json: bool) -> None:
+    """Show or set how many days of telemetry the store keeps.
+
+    `lanterna serve` applies it every hour (PostgreSQL drops whole day partitions,
+    SQLite deletes the rows); `lanterna store prune` applies it now.
+
+    \b
+    Examples:
+      lanterna store retention --days 90
+      lanterna store retention --off
+    """
+    if days is not None and off:
+        raise malformed("--days and --off: give one")
+    if days is not None and days < 1:
+        raise malformed(f"--days {days}: at least 1")
+    s = c.store()
+    if days is not None or off:
+        s.set_retention(None if off else days)
+    kept = s.retention()
+    if as_json:
+        emit_json({"retention_days": kept})
+    else:
+        click.echo("all telemetry is kept" if kept is None else f"telemetry kept: {kept} days")
+
+
+@store_group.command("prune")
+@json_option
+@pass_ctx
+@store_errors
+def store_prune(c: Ctx, as_json: bool) -> None:
+    """Apply the retention now: telemetry before the cutoff goes.
+
+    \b
+    Example:
+      lanterna store prune --json
+    """
+    out = c.store().prune()
+    cut = out["cutoff"]
+    if as_json:
+        emit_json(dict(out, cutoff=iso(cut) if cut is not None else None))
+    elif cut is None:
+        click.echo("no retention set (lanterna store retention --days N): nothing pruned")
+    else:
+        parts = f" ({len(out['dropped'])} partitions)" if out["dropped"] else ""
+        click.echo(f"pruned {out['deleted']} telemetry rows before {iso(cut)}{parts}")
+
+
+COMMANDS = [status, faults, telemetry, store_group]
