@@ -233,3 +233,36 @@ def test_bad_cli_input_is_refused_before_anything_is_written(tmp_path, clean_env
         )
         assert r.returncode == 4 and says in r.stderr, (args, r.stderr)
         assert not st.exists()
+
+
+def test_counters_outlive_a_restart_of_the_fleet(tmp_path):
+    # The counter files (the handler's own format) are saved at the stop and loaded at the
+    # start: a command accepted before a restart is a replay after it.
+    from lanterna.sim.protocol_node import FLASH, firmware
+
+    firmware()
+
+    class Conn:
+        connected = False
+
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def publish(self, node, topic, payload, qos=1, retain=False) -> bool:
+            self.sent.append((topic, payload))
+            return True
+
+    st = P.prepare(tmp_path / "state", 2, SITE)
+    node, key = next(iter(st["nodes"].items()))
+    env = protocol.encode(protocol.sign(bytes.fromhex(key), node, "dim", {"level": 3}, 5))
+    for run in range(2):
+        (n, _other) = P.make_nodes(st["nodes"], SITE, tmp_path / "state", 60)
+        n.conn = Conn()
+        ack = n.command(n.base + "cmd", env)
+        assert ack is not None
+        if run == 0:
+            assert ack["ok"] is True
+            FLASH.save(P.flash_file(tmp_path / "state"))  # what Fleet.run does at its end
+            FLASH.files = {}  # a new process
+        else:
+            assert (ack["error"], ack["ctr"]) == ("replay", 5)

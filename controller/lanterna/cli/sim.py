@@ -270,6 +270,7 @@ def _protocol(
 
     async def main() -> dict:
         fleet = P.Fleet(nodes, u.host, u.port, user, st["password"], connections, spread_s=spread_s)
+        fleet.flash_path = P.flash_file(state_dir)
         fleet.on_ready = lambda s: emit("ready", s)
         fleet.on_online = lambda s: emit("online", s)
         loop = asyncio.get_running_loop()

@@ -16,12 +16,14 @@ telemetry code around a small record); many nodes share one MQTT connection
   times: the node's own cadence is fixed from its boot), until ``stop()``; it calls
   ``on_ready`` once every node's ``online`` has been acknowledged by the broker.
 - Counters: each node's counter file is the firmware's own (``lamp.cmd.handler``, with
-  its CRC) under ``{state_dir}/ctr/``, written only by a node that accepted a command.
+  its CRC), kept in memory (lanterna.sim.protocol_node.Flash) and saved at the stop in
+  ``{state_dir}/ctr/flash.json``; only a node that accepted a command has one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import json
 import math
@@ -37,7 +39,7 @@ from typing import Any
 from lamp import numbers as N
 from lanterna.files import write_atomic
 from lanterna.sim.protocol_conn import Conn
-from lanterna.sim.protocol_node import ProtoNode, firmware
+from lanterna.sim.protocol_node import FLASH, ProtoNode, firmware
 
 NODES_PER_CONNECTION = 1000  # the default: ceil(N / 1000) connections
 USER = "lanterna-sim"  # the fleet's MQTT account (a test broker's; never a production one)
@@ -154,6 +156,7 @@ class Fleet:
         self.started = time.time()
         self._cpu0 = _cpu()
         self._heap: list = []
+        self.flash_path: Path | None = None  # where the counters are saved at the stop
 
     # callbacks from the connections
     def count(self, topic: str) -> None:
@@ -208,10 +211,15 @@ class Fleet:
         heapq.heapify(self._heap)
         tasks = [asyncio.ensure_future(c.run()) for c in self.conns]
         ticker = asyncio.ensure_future(self._tele())
+        # What is made now lives as long as the fleet: out of the collector's sight, or
+        # every full collection walks all of it (CPython's gc, not the node's).
+        gc.freeze()
         await self._stop.wait()
         ticker.cancel()
         await asyncio.gather(*(c.stop() for c in self.conns))
         await asyncio.gather(ticker, *tasks, return_exceptions=True)
+        if self.flash_path is not None:
+            FLASH.save(self.flash_path)
 
     async def _tele(self) -> None:
         # On the node's cadence (lamp.app.Node._report): each period from the last one's
@@ -316,6 +324,11 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def flash_file(state_dir: Path) -> Path:
+    """The nodes' counter files, saved at the fleet's stop (lanterna.sim.protocol_node.Flash)."""
+    return state_dir / "ctr" / "flash.json"
+
+
 def make_nodes(
     keys: dict[str, str],
     site: str,
@@ -326,6 +339,7 @@ def make_nodes(
 ) -> list[ProtoNode]:
     ctr = state_dir / "ctr"
     ctr.mkdir(parents=True, exist_ok=True)
+    FLASH.load(flash_file(state_dir))
     return [
         ProtoNode(nid, site, key, prefix, f"{ctr}/{nid}.", tele_s, level)
         for nid, key in keys.items()

@@ -27,7 +27,9 @@ Not importable, or not wanted, under CPython, and replaced here (docs/simulation
   per snapshot is skipped (in CPython it walks every object of the fleet);
 - ``lamp.unload`` in the command path: a RAM saving on the node; in CPython re-importing
   the handler for every command would cost milliseconds, so it is a no-op in this
-  process.
+  process;
+- the flash under the counter file: ``Flash``, in memory, saved as one file (the
+  handler's own code reads and writes it, CRC and temp file included).
 
 A node is a small slotted record; the firmware objects are built around it for one
 command or one payload and dropped, as the node itself loads its command code for one
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from lamp import VERSION
@@ -57,6 +60,65 @@ class _GC:
     @staticmethod
     def mem_free() -> int:
         return HEAP_FREE
+
+
+class _File:
+    # One open file of the Flash: read() what it holds, or written whole at close.
+    def __init__(self, flash: Flash, path: str, mode: str) -> None:
+        self.flash, self.path, self.mode = flash, path, mode
+        self.parts: list[str] = []
+
+    def read(self, n: int = -1) -> str:
+        text = self.flash.files[self.path]
+        return text if n < 0 else text[:n]
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return len(s)
+
+    def __enter__(self) -> _File:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if "w" in self.mode:
+            self.flash.files[self.path] = "".join(self.parts)
+
+
+class Flash:
+    """The nodes' counter files (lamp.cmd.handler's own format and code: the counter, its
+    CRC, the temp file and the rename) in memory instead of one file per node: on this
+    host each open() of a small file cost ~0.35 ms, three per accepted command. Saved
+    to one JSON file at the fleet's stop and loaded at its start, so counters outlive a
+    restart of the fleet as they outlive a reboot of the pole."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def open(self, path: str, mode: str = "r") -> _File:
+        if "w" not in mode and path not in self.files:
+            raise OSError(2, "no such file", path)  # ENOENT, as the handler expects
+        return _File(self, path, mode)
+
+    def rename(self, a: str, b: str) -> None:
+        self.files[b] = self.files.pop(a)
+
+    def remove(self, path: str) -> None:
+        if self.files.pop(path, None) is None:
+            raise OSError(2, "no such file", path)
+
+    def load(self, path: Path) -> None:
+        try:
+            self.files = json.loads(path.read_text())
+        except FileNotFoundError:
+            self.files = {}
+
+    def save(self, path: Path) -> None:
+        from lanterna.files import write_atomic
+
+        write_atomic(path, json.dumps(self.files).encode(), 0o600)
+
+
+FLASH = Flash()
 
 
 def firmware() -> None:
@@ -80,6 +142,8 @@ def firmware() -> None:
 
     control.Control._reboot = reboot  # type: ignore[method-assign]
     link.unload = keep
+    handler.open = FLASH.open  # type: ignore[attr-defined]  # the handler's counter file
+    handler.os = FLASH  # type: ignore[assignment]  # its rename and remove
     handler.unload = keep
     telemetry.gc = _GC  # type: ignore[assignment]
     if getattr(clock, "_clock", None) is None:
