@@ -199,6 +199,14 @@ class Store:
             return f"{col} IN (SELECT unnest(CAST(? AS text[])))", [list(values)]
         return f"{col} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
+    def _tuples(self, q: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples (a quarter of a million of them: no row objects)."""
+        if self.pg:
+            return [r._v for r in self.db.execute(q, args)]
+        cur = self.db.cursor()
+        cur.row_factory = None
+        return cur.execute(q, args).fetchall()  # type: ignore[no-any-return]
+
     def put_site(self, name: str, lat: float, lon: float, tz: str) -> None:
         with self.tx() as db:
             db.execute(
@@ -669,7 +677,7 @@ class Store:
             return []
         cond, args = self._in("ns.node", [n.id for n in nodes])
         q = f"SELECT {VIEW_COLS} FROM node_status ns WHERE {cond}"
-        rows = {t[0]: t for t in map(_t, self.db.execute(q, args))}
+        rows = {t[0]: t for t in self._tuples(q, args)}
         return [_status_of(n.id, n.site, n.groups, rows.get(n.id)) for n in nodes]
 
     def fleet_status(
@@ -694,7 +702,7 @@ class Store:
         if limit is not None:
             q += " LIMIT ?"
             args.append(limit)
-        rows = [_t(r) for r in self.db.execute(q, args)]
+        rows = self._tuples(q, args)
         whole = site is None and group is None and ids is None and not state
         members = self._members(None if whole and limit is None else [r[0] for r in rows])
         no: tuple[str, ...] = ()
@@ -885,12 +893,6 @@ def _scalar(v: Any) -> int | None:
 
 def _text(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
-
-
-def _t(r: Any) -> tuple[Any, ...]:
-    """A row's values as a tuple, on either backend (a pg.Row is a dict: tuple() of it
-    would be its keys)."""
-    return r._v if isinstance(r, pg.Row) else tuple(r)
 
 
 # The node_status columns the fleet view reads, in _status_of's order.
