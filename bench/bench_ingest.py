@@ -21,6 +21,10 @@ counted - the first published). CPU per message: utime+stime of the subscriber a
 child processes (/proc) over the run, divided by N; the broker's CPU likewise.
 
 Printed: one JSON object (load average before and after: the machine is shared).
+Cases `paho:1`, `paho-buffered:1` and `paho-v311:1` (not run by default): bench/paho_sub.py,
+paho alone with serve's session settings and no store, the same reading through a buffer,
+and on MQTT 3.1.1: what serve's MQTT client costs of its CPU per message, and what a
+buffered reader or the older protocol would save.
 Run: .venv/bin/python bench/bench_ingest.py [--messages 200000] [--cases sqlite:1,pg:2]
      [--profile DIR [--profile-db sqlite|pg]]  (py-spy, when installed: where serve's CPU
      goes, in one extra run of serve alone; --cases "" for the profile only)
@@ -43,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
 FILTER = "lanterna/v1/+/+/tele"
+PAHO_CASES = {"paho": [], "paho-buffered": ["--buffered"], "paho-v311": ["--v311"]}
 
 
 def tele(k: int) -> str:
@@ -263,6 +268,25 @@ def ceiling(tmp: Path, b: Broker, n: int, a, payloads: Path) -> dict:
     return {"subscriber": "mosquitto_sub", **r}
 
 
+def paho_case(tmp: Path, b: Broker, n: int, a, payloads: Path, flags: list[str]) -> dict:
+    """bench/paho_sub.py: paho alone with serve's session settings, no store."""
+    cf = tmp / "paho.count"
+    cf.write_text("0")
+    cmd = [sys.executable, str(ROOT / "bench/paho_sub.py"), str(b.port), "controller", b.pw]
+    cmd += [FILTER, str(cf), *flags]
+    p = subprocess.Popen(cmd)
+
+    def count() -> int:
+        return int(cf.read_text() or 0)
+
+    try:
+        r = measure(b, p.pid, count, n, a, payloads, 0.05)
+    finally:
+        p.terminate()
+        p.wait()
+    return {"subscriber": " ".join(["paho_sub.py", *flags]), **r}
+
+
 def serve_flags() -> str:
     return subprocess.run(
         [str(ROOT / ".venv/bin/lanterna"), "serve", "--help"], capture_output=True, text=True
@@ -420,6 +444,30 @@ def main() -> None:
                 kind, w = case.split(":")
                 workers = int(w)
                 row: dict = {"case": case}
+                if kind in PAHO_CASES:  # paho alone: what serve's client costs
+                    root = tmp / f"broker-{len(out['cases'])}"
+                    b = Broker(root)
+                    try:
+                        ceil = ceiling(tmp, b, n, a, payloads)
+                        got = paho_case(tmp, b, n, a, payloads, PAHO_CASES[kind])
+                    finally:
+                        b.stop()
+                        shutil.rmtree(root, ignore_errors=True)
+                    row.update(
+                        {
+                            "subscriber": got,
+                            "ceiling": ceil,
+                            "ratio_rate_to_mosquitto_sub": round(
+                                got["rate_per_s"] / ceil["rate_per_s"], 3
+                            ),
+                            "ratio_cpu_to_mosquitto_sub": round(
+                                got["cpu_us_per_msg"] / max(ceil["cpu_us_per_msg"], 0.1), 1
+                            ),
+                        }
+                    )
+                    out["cases"].append(row)
+                    print(json.dumps(row), file=sys.stderr)
+                    continue
                 if workers > 1 and "--workers" not in flags:
                     out["cases"].append({**row, "skipped": "serve has no --workers here"})
                     continue
