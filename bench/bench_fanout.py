@@ -6,9 +6,11 @@ contract's shape, verifying nothing, so what is measured is the controller's sid
 signing, the store, the window of publishes and the settling of acks. The store holds the
 N nodes (registered through Store.put_node), on a fresh real mosquitto (the test broker).
 
-Cases, in one run, on the same broker, store and responder, each `--repeat` times:
-- baseline: the commander as issue 15 measured it, paho's default of 20 QoS 1 messages
-  in flight (`inflight=20`; the rest of the code is today's);
+Cases, in one run, on the same broker, store and responder, each `--repeat` times,
+alternated:
+- baseline: the commander as issue 15 measured it, its source read from git at OLD_REV
+  (paho's default of 20 QoS 1 messages in flight, one wait per attempt);
+- today's fan-out with inflight 20, to tell what the window does from what inflight does;
 - candidate: today's default (MAX_INFLIGHT, 1,000 in flight);
 - with `--cli`, also `lanterna schedule push --all --json` as a user runs it (process
   start, the store, the table of N rows included), wall time.
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +47,9 @@ from lanterna.fleet.commander import MAX_INFLIGHT, Commander  # noqa: E402
 from lanterna.store import Store  # noqa: E402
 
 SCHEDULE = REPO / "docs" / "examples" / "schedule-greenwich.json"
+# the last commit before the fan-out: the commander that waited per attempt, paho's 20 in
+# flight, publish()'s return code unread
+OLD_REV = "b1551ab"
 
 
 def cpu() -> float:
@@ -61,14 +67,39 @@ def proc_cpu(pids: list[int]) -> float:
     return total
 
 
+def old_commander() -> type | None:
+    """The commander as issue 15 measured it: its source at OLD_REV, loaded as a module
+    (None outside a git checkout)."""
+    try:
+        src = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{OLD_REV}:controller/lanterna/fleet/commander.py"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    mod = types.ModuleType("old_commander")
+    sys.modules["old_commander"] = mod  # dataclasses look their module up
+    exec(compile(src, f"old_commander@{OLD_REV}", "exec"), mod.__dict__)
+    return mod.Commander
+
+
 def one(
-    store: Store, broker: Broker, args: dict, inflight: int, timeout: float, others: dict
+    store: Store,
+    broker: Broker,
+    args: dict,
+    inflight: int | None,
+    timeout: float,
+    others: dict,
+    cls: type = Commander,
 ) -> dict:
-    c = Commander(store)
+    c = cls(store)
     nodes = store.nodes()
     o0 = {k: proc_cpu(v) for k, v in others.items()}
     c0, t0 = cpu(), time.monotonic()
-    outs = c.send_mqtt(broker, nodes, "schedule", args, timeout=timeout, inflight=inflight)
+    if inflight is None:  # the old commander: paho's defaults
+        outs = c.send_mqtt(broker, nodes, "schedule", args, timeout=timeout)
+    else:
+        outs = c.send_mqtt(broker, nodes, "schedule", args, timeout=timeout, inflight=inflight)
     dt = time.monotonic() - t0
     statuses: dict[str, int] = {}
     for o in outs:
@@ -79,7 +110,7 @@ def one(
         "cpu_s": round(cpu() - c0, 2),
         **{f"cpu_s_{k}": round(proc_cpu(v) - o0[k], 2) for k, v in others.items()},
         "statuses": statuses,
-        **c.stats,
+        **getattr(c, "stats", {}),
     }
 
 
@@ -130,12 +161,18 @@ def main() -> None:
             out["load_before"] = os.getloadavg()
             base, cand = [], []
             others = {"broker": [mq.proc.pid], "responders": [r.pid for r in resps]}
-            for _ in range(a.repeat):  # alternated, so a busy moment hits both
+            old = old_commander()
+            legacy: list[dict] = []
+            for _ in range(a.repeat):  # alternated, so a busy moment hits every case
+                if old is not None:
+                    legacy.append(one(store, broker, args, None, a.timeout, others, old))
                 base.append(one(store, broker, args, 20, a.timeout, others))
                 cand.append(one(store, broker, args, MAX_INFLIGHT, a.timeout, others))
-            out["cases"] += [case("baseline inflight 20", base)]
-            out["cases"] += [case(f"candidate inflight {MAX_INFLIGHT}", cand)]
-            b, c = out["cases"][0]["seconds_median"], out["cases"][1]["seconds_median"]
+            if legacy:
+                out["cases"] += [case(f"baseline: the old commander ({OLD_REV})", legacy)]
+            out["cases"] += [case("today's fan-out with inflight 20", base)]
+            out["cases"] += [case(f"candidate: today's fan-out, inflight {MAX_INFLIGHT}", cand)]
+            b, c = out["cases"][0]["seconds_median"], out["cases"][-1]["seconds_median"]
             out["ratio_baseline_over_candidate"] = round(b / c, 2)
             out["goal_10k_within_10s"] = a.nodes != 10000 or c <= 10.0
             if a.cli:

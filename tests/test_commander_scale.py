@@ -166,3 +166,21 @@ def test_a_broker_that_stops_taking_commands_leaves_none_silently_pending(
     rows = stored(s)
     assert len(rows) == n and all(len(v) == 1 and v[0] != "pending" for v in rows.values())
     assert {x: rows[x][0] for x in rows} == {o.node: o.status for o in outs}
+
+
+def test_sign_refuses_what_encode_refuses_at_the_size_limit():
+    # sign() sizes the envelope without encoding it: the same limit, to the byte
+    from lanterna.wire import protocol
+
+    for n in range(7900, 8200):
+        args = {"pad": "x" * (n - 120)}
+        try:
+            env = protocol.sign(bytes(32), "gw-00001", "dim", args, 1, id="c-1")
+        except ValueError:
+            env = None
+        env2 = {"v": 1, "id": "c-1", "node": "gw-00001", "ctr": 1, "cmd": "dim", "args": args}
+        env2["mac"] = "0" * 64
+        fits = len(protocol.canonical(env2)) <= protocol.MAX_BYTES
+        assert (env is not None) == fits, n
+        if env is not None:
+            assert protocol.encode(env)

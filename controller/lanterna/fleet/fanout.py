@@ -40,6 +40,8 @@ from lanterna.wire import topics as T
 # When nothing was handed to paho, PUBACKed or answered for this long, and no node's
 # answer is awaited, what is left is reported unsent (a broker that takes nothing).
 STALL_S = 30.0
+# nodes signed at a time (counters reserved and commands recorded in one transaction)
+CHUNK = 1000
 # a refused publish is tried again after this, or at the next PUBACK
 REFUSED_WAIT = 0.05
 
@@ -155,12 +157,18 @@ class Fanout:
                 why = f"refused ({failure[0]})" if failure else "no answer"
                 raise SendError(f"broker {self.broker.url}: {why}")
             self.t0 = time.monotonic()
-            self.queue.extend(self._envelopes(self.nodes))
-            self.stats["signed_s"] = round(time.monotonic() - self.t0, 3)
+            unsigned = collections.deque(self.nodes)
             moved = time.monotonic()  # the last time anything was taken or PUBACKed
-            while self.pending:
+            while self.pending or unsigned:
                 now = time.monotonic()
                 refused = False
+                if unsigned and len(self.queue) < CHUNK:
+                    # signed (counters reserved, rows recorded) a chunk at a time, so
+                    # the first commands are on their way while the rest are signed
+                    batch = [unsigned.popleft() for _ in range(min(CHUNK, len(unsigned)))]
+                    self.queue.extend(self._envelopes(batch))
+                    if not unsigned:
+                        self.stats["signed_s"] = round(time.monotonic() - self.t0, 3)
                 # publish while the window has room; a refusal stays at the head
                 while self.queue and len(self.by_mid) < window:
                     cmd = self.queue[0]
@@ -188,9 +196,16 @@ class Fanout:
                     moved = time.monotonic()
                 self._expire(time.monotonic())
                 if time.monotonic() - moved > (stall_s or STALL_S) and not self.timers:
-                    break  # the broker takes nothing: what is left is unsent
-                if not self.pending:
+                    # the broker takes nothing: what is left is unsent, every one of
+                    # them recorded
+                    if unsigned:
+                        self._envelopes(list(unsigned))
+                        unsigned.clear()
                     break
+                if not self.pending and not unsigned:
+                    break
+                if unsigned and len(self.queue) < CHUNK:
+                    continue  # sign the next chunk at once
                 wait = REFUSED_WAIT if refused else self._next_wait()
                 self.wake.wait(wait)
                 self.wake.clear()
@@ -292,7 +307,7 @@ class Fanout:
             else:
                 o.status = "unsent"
                 o.detail = (
-                    "the client refused it (its queue stayed full)"
+                    "never sent: the client's queue stayed full, the broker took nothing"
                     if cmd.attempt == 0
                     else "the broker never acknowledged it"
                 )

@@ -137,9 +137,17 @@ def sign(
         "cmd": cmd,
         "args": args,
     }
-    env["mac"] = mac(key, env)
-    encode(env)  # the size limit
+    raw = canonical(env)  # checked once: the envelope with its MAC adds a hex string
+    env["mac"] = hmac.new(key, raw, hashlib.sha256).hexdigest()
+    # the size limit, without a second walk of the arguments: the canonical envelope is
+    # `raw` with `"mac":"<64 hex>"` and one comma more (held by tests/test_commander_scale)
+    size = len(raw) + _MAC_FIELD
+    if size > MAX_BYTES:
+        raise ValueError(f"command of {size} bytes: the node takes at most {MAX_BYTES}")
     return env
+
+
+_MAC_FIELD = len(',"mac":""') + 64
 
 
 def encode(envelope: dict[str, Any]) -> bytes:
