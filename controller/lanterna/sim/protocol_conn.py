@@ -77,6 +77,12 @@ def backoff(tries: int, cap_s: float = BACKOFF_MAX_S, spread_s: float = 0.0) -> 
     return ((r[0] << 16 | r[1] << 8 | r[2]) % (int(cap) + 1)) / 1000
 
 
+def _retrieve(t: asyncio.Future) -> None:
+    # An ended task's exception is taken (what ended the link was handled by run()).
+    if not t.cancelled():
+        t.exception()
+
+
 class Refused(OSError):
     pass
 
@@ -277,11 +283,11 @@ class Conn:
             for t in (reader, writer):
                 t.cancel()
             # Python 3.11's wait_for can swallow a cancel that lands as its wait ends
-            # (CPython gh-86296): never wait on the tasks for ever.
-            await asyncio.wait((reader, writer), timeout=2)
+            # (CPython gh-86296): the writer then ends at its next turn (its link is
+            # closed); the reconnect does not wait for it.
+            await asyncio.wait((reader, writer), timeout=0.1)
             for t in (reader, writer):
-                if t.done() and not t.cancelled():
-                    t.exception()  # retrieved: the first one raised above
+                t.add_done_callback(_retrieve)
 
     def _queue_raw(self, topic: bytes, payload: bytes, retain: int) -> None:
         # A message of the connection itself (its Will cleared), outside any node's outbox.
