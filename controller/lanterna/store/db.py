@@ -205,7 +205,7 @@ class Store:
             return [r._v for r in self.db.execute(q, args)]
         cur = self.db.cursor()
         cur.row_factory = None
-        return cur.execute(q, args).fetchall()  # type: ignore[no-any-return]
+        return cur.execute(q, args).fetchall()
 
     def put_site(self, name: str, lat: float, lon: float, tz: str) -> None:
         with self.tx() as db:

@@ -176,14 +176,10 @@ def pg_ddl(stmt: str) -> str:
 def steps(m: Migration, backend: str) -> list[Step]:
     """What a migration runs on `backend`: statements, or a function's name resolved by
     the caller (a str naming a function starts with ``migrate_``)."""
-    if isinstance(m, dict):
-        step = m[backend]
-        if isinstance(step, str) and step.startswith("migrate_"):
-            return [step]
-        m = step  # type: ignore[assignment]
-    if callable(m):
-        return [m]
-    out = statements(m)
+    step: Step = m[backend] if isinstance(m, dict) else m
+    if callable(step) or step.startswith("migrate_"):
+        return [step]
+    out = statements(step)
     return [pg_ddl(s) for s in out] if backend == "postgresql" else list(out)
 
 

@@ -68,10 +68,11 @@ def secret(safe: str) -> str:
     return _SECRETS.get(safe, safe)
 
 
-class Row(dict):  # type: ignore[type-arg]
+class Row(dict[str, Any]):
     """A row by name and by position."""
 
     __slots__ = ("_v",)
+    _v: tuple[Any, ...]
 
     def __getitem__(self, k: Any) -> Any:
         if isinstance(k, int):
@@ -116,7 +117,7 @@ class PgCursor:
         return int(self.cur.rowcount)
 
     def fetchone(self) -> Row | None:
-        return self.cur.fetchone() if self.cur.description else None  # type: ignore[no-any-return]
+        return self.cur.fetchone() if self.cur.description else None
 
     def fetchall(self) -> list[Row]:
         return list(self.cur.fetchall()) if self.cur.description else []
