@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lamp import numbers as N
 from lamp.cmd.handler import MAX_BYTES
@@ -94,11 +94,15 @@ HEADROOM = 1.2
 # their bounded outbox instead (lamp.net.link: 64 messages, 8192 bytes): about 20
 # telemetry messages, 20 minutes at the default period; older ones are dropped, counted in
 # the node's `mqtt_dropped`.
-OUTBOX_MESSAGES = min(LINK_SPEC["outbox_count"][0], LINK_SPEC["outbox_bytes"][0] // TELE_BYTES)
+OUTBOX_MESSAGES = min(
+    cast(int, LINK_SPEC["outbox_count"][0]), cast(int, LINK_SPEC["outbox_bytes"][0]) // TELE_BYTES
+)
 # never below the queue the broker config had before it was sized from the fleet
 QUEUE_FLOOR = 100_000
 OUTAGE_S = 3600
-TELE_S = LAMP_SPEC["tele_s"][0]  # the node's default telemetry period
+# the node's default telemetry period and its range (lamp.config: default, lo, hi)
+TELE_S = cast(int, LAMP_SPEC["tele_s"][0])
+TELE_RANGE = cast(tuple[int, int], LAMP_SPEC["tele_s"][1:])
 
 
 @dataclass(frozen=True)

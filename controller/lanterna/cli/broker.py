@@ -91,7 +91,7 @@ def broker() -> None:
 )
 @click.option(
     "--tele-s",
-    type=click.IntRange(*bc.LAMP_SPEC["tele_s"][1:]),
+    type=click.IntRange(*bc.TELE_RANGE),
     default=bc.TELE_S,
     show_default=True,
     help="The nodes' telemetry period, s.",

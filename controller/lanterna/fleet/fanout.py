@@ -226,7 +226,7 @@ class Fanout:
         while self.pubacks:
             i = self.by_mid.pop(self.pubacks.popleft(), None)
             cmd = self.pending.get(i) if i else None
-            if cmd is None or cmd.done:
+            if i is None or cmd is None or cmd.done:
                 continue
             cmd.acked_by_broker = True
             cmd.deadline = time.monotonic() + self.timeout
@@ -238,7 +238,7 @@ class Fanout:
             except (protocol.AckError, ValueError):
                 continue
             cmd = self.pending.get(ack.id) if ack.id else None
-            if cmd is None or cmd.done or ack.node != cmd.node.id:
+            if ack.id is None or cmd is None or cmd.done or ack.node != cmd.node.id:
                 continue  # another controller's, a settled one's duplicate
             self._answer(ack.id, cmd, ack)
         return took
