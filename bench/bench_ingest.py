@@ -144,12 +144,10 @@ def publish(b: Broker, node: str, lines: bytes) -> None:
 class Stream:
     """The stream's publishers: `publishers` mosquitto_pub processes at a time, one per node."""
 
-    def __init__(self, b: Broker, nodes: int, per_node: int, publishers: int, payloads: Path):
+    def __init__(self, b: Broker, nodes: int, publishers: int, payloads: Path):
         self.b, self.nodes, self.publishers, self.payloads = b, nodes, publishers, payloads
-        self.per_node = per_node
         self.procs: list[subprocess.Popen] = []
         self.todo = list(range(nodes))
-        self.cpu = 0.0
         self.t_start = self.t_end = 0.0
 
     def start(self) -> None:
@@ -205,7 +203,7 @@ def measure(
     `poll` s (a COUNT(*) on a store costs its server CPU: not too often); -> figures."""
     base = warm(b, count)
     cpu0, bcpu0, dcpu0 = cpu_s(proc_pid), cpu_s(b.pid), cpu_s(db_pid) if db_pid else 0.0
-    s = Stream(b, a.nodes, n // a.nodes, a.publishers, payloads)
+    s = Stream(b, a.nodes, a.publishers, payloads)
     s.start()
     deadline = time.monotonic() + a.timeout
     got = 0
