@@ -108,7 +108,9 @@ class Supervisor:
                 if w.proc.poll() is not None or time.monotonic() > deadline:
                     code = w.proc.poll()
                     self.stop()
-                    why = w.last_line or (f"exit {code}" if code is not None else "no answer")
+                    why = w.last_line.removeprefix("Error: ") or (
+                        f"exit {code}" if code is not None else "no answer"
+                    )
                     raise WorkerFailed(f"worker {w.index}: {why}", code)
 
     def pids(self) -> list[int]:
