@@ -361,6 +361,14 @@ def test_fault_raises_finds_the_newest_raise_of_each_fault(fleet):
     assert raised["sensor:bme280"]["ts"] == T0 + 30
     assert "relayFailure" not in raised
     assert fleet.fault_raises("gw-001", []) == {}
+    fleet.ingest([("gw-002", "event", event(T0, "relayFailure", detail="relay"), now)])
+    many = fleet.fault_raises_many(
+        {"gw-001": ["lampFailure"], "gw-002": ["relayFailure", "lampFailure"], "gw-003": []}
+    )
+    assert {n: {f: e["payload"]["detail"] for f, e in fs.items()} for n, fs in many.items()} == {
+        "gw-001": {"lampFailure": "second"},
+        "gw-002": {"relayFailure": "relay"},
+    }
 
 
 def test_two_workers_ingesting_overlapping_batches_store_each_row_once(store_target, fleet):

@@ -150,8 +150,9 @@ def faults(
     selected = store.fleet_status(
         site, group, list(node_ids) or None, state="faulty", limit=limit, after=after
     )
+    raises = store.fault_raises_many({s["node"]: s["faults"] for s in selected})
     for s in selected:
-        raised = store.fault_raises(s["node"], s["faults"])
+        raised = raises.get(s["node"], {})
         for f in s["faults"]:
             e = raised.get(f)
             out.append(

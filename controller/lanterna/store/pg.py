@@ -156,6 +156,16 @@ class PgConn:
         except self.psycopg.Error as e:
             raise PgError(_message(e, self.safe), e.sqlstate) from None
 
+    def tuples(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples (no Row per row: for the views of a whole fleet)."""
+        from psycopg.rows import tuple_row
+
+        try:
+            cur = self.conn.cursor(row_factory=tuple_row)
+            return cur.execute(self._q(sql), tuple(args) or None).fetchall()
+        except self.psycopg.Error as e:
+            raise PgError(_message(e, self.safe), e.sqlstate) from None
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> PgCursor:
         try:
             cur = self.conn.cursor()
