@@ -224,6 +224,7 @@ def _protocol(
     `ready ...` (or the JSON event "ready") once every node's online is acknowledged,
     a summary at the end (SIGINT or SIGTERM)."""
     import asyncio
+    import logging
     import signal
     import sys
 
@@ -266,6 +267,8 @@ def _protocol(
     if init_only:
         return
     fwlog.level = fwlog.ERROR + 1  # the nodes' command log would fill stdout
+    # asyncio warns once per write into a lost socket: thousands when a broker restarts
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     nodes = P.make_nodes(st["nodes"], site, state_dir, tele_s)
 
     async def main() -> dict:

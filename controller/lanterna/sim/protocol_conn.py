@@ -314,6 +314,8 @@ class Conn:
             q = self.queue
             wrote = 0
             while q and len(self.inflight) < self.window:
+                if w.is_closing():  # lost while writing: no more writes into it
+                    raise OSError("link closed")
                 m = q.popleft()
                 if m.dead:
                     continue
@@ -399,8 +401,9 @@ class Conn:
                 if node is not None:
                     node.command(topic, bytes(b[off:n]))
                     self.fleet.commanded()
-            if pid and self._writer is not None:
-                self._writer.write(bytes(pk.puback(bytearray(4), pid)))
+            w = self._writer
+            if pid and w is not None and not w.is_closing():
+                w.write(bytes(pk.puback(bytearray(4), pid)))
         elif t == 9:  # SUBACK
             if b[2] & 0x80:
                 self.last_error = "a subscription was refused"
