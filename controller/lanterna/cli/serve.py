@@ -34,6 +34,12 @@ from lanterna.wire.topics import PREFIX
     "(host A: --workers 2, host B: --workers 2 --first-worker 2).",
 )
 @click.option(
+    "--share",
+    is_flag=True,
+    help="Join the store's shared subscription (implied by --workers above 1): give it "
+    "to every serve of a store run on several hosts.",
+)
+@click.option(
     "--report-s",
     type=click.FloatRange(min=0.5),
     default=10.0,
@@ -48,6 +54,7 @@ def serve(
     batch: int,
     workers: int,
     first_worker: int,
+    share: bool,
     report_s: float,
     as_json: bool,
 ) -> None:
@@ -69,7 +76,7 @@ def serve(
     if workers > 1:
         final = _supervise(ctx, store, broker, prefix, batch, workers, first_worker, report_s, stop)
     else:
-        final = _one(store, broker, prefix, batch, first_worker, report_s, stop)
+        final = _one(store, broker, prefix, batch, first_worker, share, report_s, stop)
     if as_json:
         emit_json(final)
     else:
@@ -88,10 +95,18 @@ def _dropped(total: int, new: int) -> None:
     )
 
 
-def _one(store, broker, prefix, batch, worker, report_s, stop) -> dict:
+def _one(store, broker, prefix, batch, worker, share, report_s, stop) -> dict:
     from lanterna.fleet.ingest import BrokerUnreachable, Ingest
 
-    ing = Ingest(str(store.path), broker, prefix, batch=batch, worker=worker, on_dropped=_dropped)
+    ing = Ingest(
+        str(store.path),
+        broker,
+        prefix,
+        batch=batch,
+        worker=worker,
+        shared=share,
+        on_dropped=_dropped,
+    )
     try:
         ing.start()
     except BrokerUnreachable as e:
@@ -116,7 +131,7 @@ def _one(store, broker, prefix, batch, worker, report_s, stop) -> dict:
 def _supervise(ctx, store, broker, prefix, batch, n, first, report_s, stop) -> dict:
     from lanterna.fleet.workers import Supervisor, WorkerFailed, worker_argv, worker_env
 
-    args = ["--prefix", prefix, "--batch", str(batch), "--report-s", str(report_s)]
+    args = ["--prefix", prefix, "--batch", str(batch), "--report-s", str(report_s), "--share"]
     sup = Supervisor(worker_argv(str(store.path), args), first, n, worker_env(ctx.broker_url))
     try:
         sup.start()

@@ -2,12 +2,17 @@
 
 - One MQTT 5 session per worker that outlives it: a fixed client id per store and worker
   index (``lanterna-serve-<store hash>-w<k>``), clean start off and a session expiry
-  (SESSION_EXPIRY_S), QoS 1 shared subscriptions
-  ``$share/lanterna-<store hash>/{prefix}/+/+/status|state|tele|event``: the broker hands
-  each message to one worker of the store's group (round robin in mosquitto 2.0), so N
-  workers, here or on several hosts, share the load. While a worker is down or the broker
-  restarts (mosquitto with persistence), the broker keeps its session and queues what
-  arrives for it (docs/mqtt.md, "Ingest"); paho reconnects on its own.
+  (SESSION_EXPIRY_S), QoS 1 subscriptions to ``{prefix}/+/+/status|state|tele|event``.
+  While serve is down or the broker restarts (mosquitto with persistence), the broker
+  keeps the session and queues what arrives for it; paho reconnects on its own.
+- Several workers (`shared`): the same filters as a shared subscription,
+  ``$share/lanterna-<store hash>/...``; the broker hands each message to one worker of
+  the store's group (round robin in mosquitto 2.0), so N workers, here or on several
+  hosts, share the load. One worker alone keeps the plain subscription, because
+  mosquitto 2.0.11 does not restore shared subscriptions from its persistence after a
+  restart (measured: a plain persistent subscription got all 10 messages published
+  between the broker's restart and the client's return, a shared one none; the worker
+  subscribes again on reconnect, so only that gap is lost; docs/mqtt.md).
 - A worker that dies keeps what it held: mosquitto 2.0.11 (measured) neither hands a
   disconnected member's unacknowledged messages to the other members nor stops routing
   new ones to its session while it is away; they all wait in that session and arrive,
@@ -103,6 +108,7 @@ class Ingest:
         batch: int = 500,
         queue_max: int = 10000,
         worker: int = 0,
+        shared: bool = False,
         on_dropped=None,
     ) -> None:
         """`worker`: this worker's index (its session); `on_dropped(total, new)`: called
@@ -119,6 +125,7 @@ class Ingest:
         self._stop = threading.Event()
         self.worker = worker
         self.group = share_group(store_path)
+        self.shared = shared
         self.on_dropped = on_dropped
         # One durable session per store and worker index: a second `serve` with the same
         # index on the same store takes it over (the broker disconnects the first).
@@ -136,9 +143,12 @@ class Ingest:
             self.refused = str(rc)
             return
         self.stats.connects += 1
-        share = f"$share/{self.group}/"
-        topics = [(share + T.fleet_filter(self.prefix, leaf), 1) for leaf in LEAVES]
-        c.subscribe([*topics, (SYS_DROPPED, 0)])
+        plain = [T.fleet_filter(self.prefix, leaf) for leaf in LEAVES]
+        share = [f"$share/{self.group}/{t}" for t in plain]
+        # The session may hold the other kind from an earlier run (serve alone, then with
+        # workers): both would deliver every message twice over to this worker.
+        c.unsubscribe(plain if self.shared else share)
+        c.subscribe([(t, 1) for t in (share if self.shared else plain)] + [(SYS_DROPPED, 0)])
         self.connected.set()
 
     def _on_disconnect(self, *_a: Any) -> None:
