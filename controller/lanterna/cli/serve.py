@@ -23,7 +23,7 @@ from lanterna.wire.topics import PREFIX
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Worker processes sharing the load (MQTT 5 shared subscription).",
+    help="Worker processes sharing the load (a shared subscription).",
 )
 @click.option(
     "--first-worker",
