@@ -130,7 +130,9 @@ class Ingest:
         self.client_id = client_id(store_path, worker)
         self.c = broker.client(self.client_id, clean_session=False, manual_ack=True)
         self.c.max_inflight_messages_set(100)
-        self.c.reconnect_delay_set(1, 5)
+        # A shared subscription is not restored by a restarted mosquitto (module docstring):
+        # what arrives before the worker is back is lost, so it tries every second.
+        self.c.reconnect_delay_set(1, 1 if shared else 5)
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
