@@ -30,6 +30,23 @@ def published() -> set[tuple[str, float]]:
     return {(f"node-{k % NODES:02d}", 1795600000.0 + (k // NODES) * 60) for k in range(N)}
 
 
+def publish_range(port: int, password: str, ks: range) -> None:
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher-2")
+    c.username_pw_set("controller", password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        infos = [c.publish(f"lanterna/v1/s/node-{k % NODES:02d}/tele", tele(k), qos=1) for k in ks]
+        for i in infos:
+            i.wait_for_publish(WAIT_S)
+        assert all(i.is_published() for i in infos)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
 def publish(port: int, password: str, half_done: threading.Event, go_on: threading.Event):
     """The first half of the stream, then (once the test has killed a worker) the rest;
     every message PUBACKed by the broker."""
@@ -121,3 +138,39 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_nothing_is_stored_twice(
     assert w[1]["restarts"] == 1 and w[1]["exits"][0] == -signal.SIGKILL
     # both shared the load: each stored part of the stream after the kill as well
     assert w[0]["stored"] > 0 and w[1]["stored"] > 0
+
+
+def final_json(proc) -> dict:
+    start = max(i for i, x in enumerate(proc.lines) if x == "{")
+    return json.loads("\n".join(proc.lines[start:]))
+
+
+def test_a_retired_worker_is_drained_and_leaves_the_group(tmp_path, mosquitto, spawn):
+    env = dict(
+        os.environ,
+        LANTERNA_HOME=str(tmp_path),
+        LANTERNA_BROKER=mosquitto.url,
+        LANTERNA_BROKER_PASSWORD=mosquitto.users["controller"],
+    )
+    db = tmp_path / "lanterna.db"
+    pw = mosquitto.users["controller"]
+    two = spawn([LANTERNA, "serve", "--workers", "2", "--json"], env=env)
+    two.wait_for("serving ")
+    assert two.stop(signal.SIGTERM) == 0
+    publish_range(mosquitto.port, pw, range(400))  # both sessions hold their share
+
+    # down to one worker: worker 1 is drained, and its session ended
+    drain = spawn([LANTERNA, "serve", "--drain", "--first-worker", "1", "--json"], env=env)
+    drain.wait_for("drained and its session ended")
+    assert drain.p.wait(WAIT_S) == 0
+    held = final_json(drain)["stored"]
+    assert 0 < held < 400 and count(db) == held
+
+    one = spawn([LANTERNA, "serve", "--share", "--json"], env=env)
+    one.wait_for("serving ")
+    # worker 0 gets its own share back and, with worker 1 out of the group, all that follows
+    publish_range(mosquitto.port, pw, range(400, 800))
+    assert wait_count(db, 800) == 800
+    assert one.stop(signal.SIGTERM) == 0
+    with Store(db) as s:
+        assert s.db.execute("SELECT COUNT(DISTINCT node || ts) FROM telemetry").fetchone()[0] == 800

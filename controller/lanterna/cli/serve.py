@@ -40,6 +40,12 @@ from lanterna.wire.topics import PREFIX
     "to every serve of a store run on several hosts.",
 )
 @click.option(
+    "--drain",
+    is_flag=True,
+    help="Retire worker --first-worker: store what its session holds, then end the "
+    "session (after lowering --workers or moving a worker off a host).",
+)
+@click.option(
     "--report-s",
     type=click.FloatRange(min=0.5),
     default=10.0,
@@ -55,6 +61,7 @@ def serve(
     workers: int,
     first_worker: int,
     share: bool,
+    drain: bool,
     report_s: float,
     as_json: bool,
 ) -> None:
@@ -67,16 +74,19 @@ def serve(
     Examples:
       lanterna --broker mqtt://127.0.0.1:1883 serve
       lanterna serve --workers 4 --json
+      lanterna serve --drain --first-worker 3    (after going from 4 workers to 3)
     """
     broker = ctx.broker()
     store = ctx.store()  # migrations run here, before the workers open their own connections
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if drain and workers > 1:
+        raise click.UsageError("--drain retires one worker: give it with --first-worker K")
     if workers > 1:
         final = _supervise(ctx, store, broker, prefix, batch, workers, first_worker, report_s, stop)
     else:
-        final = _one(store, broker, prefix, batch, first_worker, share, report_s, stop)
+        final = _one(store, broker, prefix, batch, first_worker, share, report_s, stop, drain)
     if as_json:
         emit_json(final)
     else:
@@ -95,7 +105,7 @@ def _dropped(total: int, new: int) -> None:
     )
 
 
-def _one(store, broker, prefix, batch, worker, share, report_s, stop) -> dict:
+def _one(store, broker, prefix, batch, worker, share, report_s, stop, drain=False) -> dict:
     from lanterna.fleet.ingest import BrokerUnreachable, Ingest
 
     ing = Ingest(
@@ -105,6 +115,7 @@ def _one(store, broker, prefix, batch, worker, share, report_s, stop) -> dict:
         batch=batch,
         worker=worker,
         shared=share,
+        drain=drain,
         on_dropped=_dropped,
     )
     try:
@@ -125,6 +136,9 @@ def _one(store, broker, prefix, batch, worker, share, report_s, stop) -> dict:
         ing.run_until(stop, report_s, report)
     finally:
         ing.stop()
+    if drain and not stop.is_set():
+        ing.forget_session()
+        click.echo(f"worker {worker} drained and its session ended", err=True)
     return ing.stats.as_json()
 
 

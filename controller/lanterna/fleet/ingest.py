@@ -56,6 +56,8 @@ from lanterna.wire.topics import PREFIX
 
 LEAVES = ("status", "state", "tele", "event")
 SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
+# serve --drain ends once nothing has arrived for this long
+DRAIN_IDLE_S = 3.0
 
 
 def store_tag(store_path: str) -> str:
@@ -109,6 +111,7 @@ class Ingest:
         queue_max: int = 10000,
         worker: int = 0,
         shared: bool = False,
+        drain: bool = False,
         on_dropped=None,
     ) -> None:
         """`worker`: this worker's index (its session); `on_dropped(total, new)`: called
@@ -124,6 +127,8 @@ class Ingest:
         self.worker = worker
         self.group = share_group(store_path)
         self.shared = shared
+        self.drain = drain
+        self.last_msg = time.monotonic()
         self.on_dropped = on_dropped
         # One durable session per store and worker index: a second `serve` with the same
         # index on the same store takes it over (the broker disconnects the first).
@@ -147,14 +152,19 @@ class Ingest:
         share = [f"$share/{self.group}/{t}" for t in plain]
         # The session may hold the other kind from an earlier run (serve alone, then with
         # workers): both would deliver every message twice over to this worker.
-        c.unsubscribe(plain if self.shared else share)
-        c.subscribe([(t, 1) for t in (share if self.shared else plain)] + [(SYS_DROPPED, 0)])
+        if self.drain:
+            # a retired worker: nothing new routed to it, only what its session holds
+            c.unsubscribe(plain + share)
+        else:
+            c.unsubscribe(plain if self.shared else share)
+            c.subscribe([(t, 1) for t in (share if self.shared else plain)] + [(SYS_DROPPED, 0)])
         self.connected.set()
 
     def _on_disconnect(self, *_a: Any) -> None:
         self.connected.clear()
 
     def _on_message(self, _c, _u, m) -> None:
+        self.last_msg = time.monotonic()
         if m.topic == SYS_DROPPED:
             self._dropped(m.payload)
             return
@@ -232,9 +242,34 @@ class Ingest:
         self.c.disconnect()
         self.c.loop_stop()
 
+    def drained(self, idle_s: float) -> bool:
+        """Drain mode: nothing arrived for `idle_s` and everything taken is committed (the
+        broker sends a resumed session's queue at once, as fast as the acks free its
+        in-flight window, so a quiet spell means the queue is empty)."""
+        quiet = time.monotonic() - self.last_msg >= idle_s
+        return (
+            quiet
+            and self.q.empty()
+            and self.stats.received == self.stats.stored + (self.stats.skipped)
+        )
+
+    def forget_session(self) -> None:
+        """After a drain: connect once with a clean session, so the broker drops this
+        worker's session (and its place in the share group) now, not at its expiry."""
+        c = self.broker.client(self.client_id, clean_session=True)
+        done = threading.Event()
+        c.on_connect = lambda *_a: done.set()
+        c.connect(self.broker.host, self.broker.port, keepalive=30)
+        c.loop_start()
+        done.wait(10)
+        c.disconnect()
+        c.loop_stop()
+
     def run_until(self, stop: threading.Event, report_s: float = 10.0, report=None) -> None:
         last = time.monotonic()
         while not stop.wait(0.5):
+            if self.drain and self.drained(DRAIN_IDLE_S):
+                break
             if report is not None and time.monotonic() - last >= report_s:
                 report(self.stats)
                 last = time.monotonic()
