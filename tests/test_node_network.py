@@ -181,10 +181,17 @@ def test_garbage_on_coap_and_on_the_cmd_topic_changes_nothing(node):
     (state,) = aiocoap_run(port, (GET, "/state", b""))
     assert json.loads(state.payload)["state"]["level"] == 60
     assert district.alive() == 1
+    mid = settled_heap()
+    flood(5000, 4)
     after = settled_heap()
-    # 10,000 messages: a leak of even half a byte each would show as 4 KB; what
-    # varies by a KB or so is what the bounded caches and the outbox hold at the sample.
-    assert after >= before - 4096, (before, after)
+    # Each flood is 10,000 messages: a leak of even half a byte each would show as 4 KB,
+    # in both floods alike. The collector is conservative: a stale word that happens to
+    # point into a dead block keeps it (seen: 14.8 KB kept after one flood when the sim
+    # board got two more attributes, nothing lost in the next). So at least one flood
+    # must leave the heap where it found it; what varies by a KB or so is what the
+    # bounded caches and the outbox hold at the sample.
+    assert min(before - mid, mid - after) <= 4096, (before, mid, after)
+    assert after >= before - 32768, (before, mid, after)
     assert watch.json(TOPIC + "state")[-1]["level"] == 60  # no state change since the dim
 
 
