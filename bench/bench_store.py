@@ -131,8 +131,10 @@ def views(s: Store, target: str, n: int, repeat: int) -> dict[str, object]:
     s.db.execute("CREATE INDEX nodes_site ON nodes(site, id)")
     cli: dict[str, float] = {}
     for name, args in (
-        ("status_all_json", ["status", "--json"]),
-        ("status_all_table", ["status"]),
+        ("status", ["status"]),  # the default: the first page and the whole fleet's counts
+        ("status_json", ["status", "--json"]),
+        ("status_all_json", ["status", "--all", "--json"]),
+        ("status_all_table", ["status", "--all"]),
         ("status_limit100", ["status", "--limit", "100"]),
         ("status_site_offline_limit100", ["status", "--site", "site3", "--state", "offline",
                                           "--limit", "100", "--after", last]),

@@ -65,7 +65,12 @@ def test_status_filters_and_pages_in_the_store(fleet, run):
     ]
     page = run("status", "--limit", "3", "--after", "gw-002", "--json")
     assert _ids(page) == ["gw-003", "gw-004", "gw-005"]
-    assert "3 nodes, 1 online, 1 with faults" in page.stderr
+    # the summary is the whole selection's, counted in SQL; the page names the next one
+    assert "7 nodes, 2 online, 1 with faults; 3 shown (next page: --after gw-005;" in page.stderr
+    last = run("status", "--limit", "3", "--after", "gw-003", "--json")
+    assert _ids(last) == ["gw-004", "gw-005", "gw-006"] and "next page" not in last.stderr
+    r = run("status", "--all", "--limit", "3", code=4)
+    assert "--all and --limit" in r.output
     run("status", "--state", "sleepy", code=2)
     r = run("status", "--site", "nowhere", code=3)
     assert "unknown site 'nowhere'" in r.output
@@ -74,6 +79,8 @@ def test_status_filters_and_pages_in_the_store(fleet, run):
 def test_node_list_and_faults_page_too(fleet, run):
     r = run("node", "list", "--limit", "2", "--after", "gw-000", "--json")
     assert [n["node"] for n in json.loads(r.stdout)] == ["gw-001", "gw-002"]
+    assert "2 shown (next page: --after gw-002; every node: --all)" in r.stderr
+    assert len(json.loads(run("node", "list", "--all", "--json").stdout)) == 7
     assert json.loads(r.stdout)[0]["groups"] == ["high-street"]
     r = run("node", "list", "--state", "online", "--group", "high-street", "--json")
     assert [n["node"] for n in json.loads(r.stdout)] == ["gw-001"]

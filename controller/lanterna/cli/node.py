@@ -18,7 +18,7 @@ import click
 from lanterna.cli.format import _cell, _status_json, _yes_no, age, iso
 from lanterna.cli.options import json_option, location, pass_ctx
 from lanterna.cli.output import emit_json, table
-from lanterna.cli.views import paging
+from lanterna.cli.views import next_page_hint, page_limit, paging
 from lanterna.context import Ctx, store_errors
 from lanterna.fleet.registry import (
     check_name,
@@ -179,19 +179,27 @@ def node_list(
     group: str | None,
     state: str | None,
     limit: int | None,
+    every: bool,
     after: str | None,
     as_json: bool,
 ) -> None:
-    """The registered nodes (never their keys), in id order; a page with --limit and
-    --after (the last id of the page before).
+    """The registered nodes (never their keys), in id order: the first 1,000, a page
+    with --limit and --after (the last id of the page before), or --all.
 
     \b
     Examples:
       lanterna node list --site greenwich --json
       lanterna node list --state offline --limit 100 --after greenwich-0420
     """
-    found = c.store().nodes(site=site, group=group, state=state, limit=limit, after=after)
-    nodes = [n.public() for n in found]
+    lim = page_limit(limit, every)
+    found = c.store().nodes(
+        site=site, group=group, state=state, limit=None if lim is None else lim + 1, after=after
+    )
+    more = lim is not None and len(found) > lim
+    nodes = [n.public() for n in (found[:lim] if lim is not None else found)]
+    if more:
+        hint = next_page_hint(len(nodes), nodes[-1]["node"])
+        click.echo(hint.lstrip("; "), err=True)
     if as_json:
         emit_json(nodes)
         return

@@ -46,8 +46,11 @@ def paging(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Only nodes online, offline (said so), unknown (never said), or faulty.",
             ),
             click.option(
-                "--limit", type=click.IntRange(min=1), help="At most this many nodes (a page)."
+                "--limit",
+                type=click.IntRange(min=1),
+                help=f"At most this many nodes (a page; default {PAGE:,}).",
             ),
+            click.option("--all", "every", is_flag=True, help="Every node: no page."),
             click.option(
                 "--after",
                 metavar="NODE",
@@ -57,6 +60,22 @@ def paging(fn: Callable[..., Any]) -> Callable[..., Any]:
     ):
         fn = o(fn)
     return fn
+
+
+# The default page of the fleet views: a city's fleet is paged, not printed whole (the
+# next page is named on stderr; --all prints every node).
+PAGE = 1000
+
+
+def page_limit(limit: int | None, every: bool) -> int | None:
+    """The page size a fleet view asks for: --limit, else PAGE; None with --all."""
+    if every and limit is not None:
+        raise malformed("--all and --limit: give one of them")
+    return None if every else (limit or PAGE)
+
+
+def next_page_hint(shown: int, last: str) -> str:
+    return f"; {shown:,} shown (next page: --after {last}; every node: --all)"
 
 
 # The live view polls: `lanterna serve` writes from another process and SQLite tells no
@@ -88,13 +107,15 @@ def status(
     faulty: bool,
     state: str | None,
     limit: int | None,
+    every: bool,
     after: str | None,
     as_json: bool,
 ) -> None:
     """What each node last said: online, level, mode, firmware, last seen, faults.
 
-    A summary (nodes, online, with faults) follows on stderr. On a large fleet, page
-    with --limit and --after (the last node id of the page before).
+    A summary of the whole selection (nodes, online, with faults) follows on stderr. The
+    first 1,000 nodes are shown; page with --limit and --after (the last node id of the
+    page before), or --all.
 
     \b
     Examples:
@@ -108,16 +129,28 @@ def status(
         states.append("online" if online else "not-online")
     if faulty:
         states.append("faulty")
-    rows = c.store().fleet_status(
-        site, group, list(node_ids) or None, state=states, limit=limit, after=after
+    lim = page_limit(limit, every)
+    store = c.store()
+    ids = list(node_ids) or None
+    rows = store.fleet_status(
+        site, group, ids, state=states, limit=None if lim is None else lim + 1, after=after
     )
+    more = lim is not None and len(rows) > lim
+    rows = rows[:lim] if lim is not None else rows
     if as_json:
         emit_json([_status_json(s) for s in rows])
     elif rows:
         click.echo(_status_table(rows))
-    n_online = sum(1 for s in rows if s["online"])
-    n_faulty = sum(1 for s in rows if s["faults"])
-    click.echo(f"{_count(len(rows), 'node')}, {n_online} online, {n_faulty} with faults", err=True)
+    if more or after is not None:
+        n = store.fleet_counts(site, group, ids, state=states)
+    else:
+        n = {
+            "nodes": len(rows),
+            "online": sum(1 for s in rows if s["online"]),
+            "faulty": sum(1 for s in rows if s["faults"]),
+        }
+    line = f"{_count(n['nodes'], 'node')}, {n['online']} online, {n['faulty']} with faults"
+    click.echo(line + (next_page_hint(len(rows), rows[-1]["node"]) if more else ""), err=True)
 
 
 @click.command("faults")

@@ -708,6 +708,26 @@ class Store:
         no: tuple[str, ...] = ()
         return [_status_of(r[0], r[1], members.get(r[0], no), r[2:]) for r in rows]
 
+    def fleet_counts(
+        self,
+        site: str | None = None,
+        group: str | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        state: str | Sequence[str] | None = None,
+    ) -> dict[str, int]:
+        """How many nodes a selection of fleet_status holds, and how many of them are
+        online and have faults: one aggregate in SQL, whatever the fleet's size."""
+        self._check_ids(ids)
+        where, args = self._where(site, group, ids, state, None)
+        q = (
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {STATES['online']} THEN 1 ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN {STATES['faulty']} THEN 1 ELSE 0 END), 0)"
+            f" FROM nodes n LEFT JOIN node_status ns ON ns.node=n.id {where}"
+        )
+        r = self._tuples(q, args)[0]
+        return {"nodes": int(r[0]), "online": int(r[1]), "faulty": int(r[2])}
+
     def telemetry_count(self, node: str | None = None) -> int:
         q = "SELECT COUNT(*) FROM telemetry" + (" WHERE node=?" if node else "")
         return int(self.db.execute(q, (node,) if node else ()).fetchone()[0])
