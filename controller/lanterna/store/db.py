@@ -202,7 +202,7 @@ class Store:
     def _tuples(self, q: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows as plain tuples (a quarter of a million of them: no row objects)."""
         if self.pg:
-            return self.db.tuples(q, args)  # type: ignore[no-any-return]
+            return self.db.tuples(q, args)
         cur = self.db.cursor()
         cur.row_factory = None
         return cur.execute(q, args).fetchall()

@@ -137,7 +137,7 @@ class SimHal(HalBase):
         self._cause = _env("LANTERNA_RESET_CAUSE") or reset_cause
         # The controller's stop request (lanterna.sim.stop): a file at this path.
         self._stop = _env("LANTERNA_STOP")
-        self._stop_t = 0
+        self._stop_t = None  # ticks_ms of the last look; None: never looked
         self._rtc_mem = b""
         self._i2c = SimI2C()
         self._uart = SimUART()
@@ -218,7 +218,7 @@ class SimHal(HalBase):
         import time
 
         t = time.ticks_ms()
-        if time.ticks_diff(t, self._stop_t) < 200:
+        if self._stop_t is not None and time.ticks_diff(t, self._stop_t) < 200:
             return
         self._stop_t = t
         try:
