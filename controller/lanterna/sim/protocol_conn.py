@@ -4,7 +4,7 @@ The session is the node's (lamp.net.mqtt) rebuilt on CPython's asyncio, and its 
 are the node's own codec (lamp.net.mqtt_packet: CONNECT, PUBLISH head, SUBSCRIBE,
 PUBACK, the incremental parser): MQTT 3.1.1, Clean Session, QoS 1 out with DUP on
 retry, one SUBSCRIBE per topic (the node's parser takes a one-topic SUBACK), keepalive
-as the node keeps it, reconnect with the node's backoff (full jitter, 5 s doubling to
+as the node keeps it, reconnect with the node's backoff (full jitter, 1 s doubling to
 60 s, reset only by a link that held 30 s; the figures are read from the firmware's
 source, so they cannot drift). What differs, because one connection carries many nodes:
 
@@ -68,7 +68,7 @@ _DUP = 0x08
 
 
 def backoff(tries: int, cap_s: float = BACKOFF_MAX_S, spread_s: float = 0.0) -> float:
-    """lamp.net.mqtt.MQTTClient._backoff: a random wait in [0, min(max, first window * 2^(n-1))].
+    """lamp.net.mqtt.MQTTClient._backoff: a random wait in [0, min(max, 1 s * 2^(n-1))].
     spread_s > 0 is a what-if, not the node's policy: no window below it (bench_storm
     measures what a wider first window would do to a reconnect storm)."""
     cap = min(cap_s * 1000, T["_BACKOFF_MS"] << min(tries - 1, 16))

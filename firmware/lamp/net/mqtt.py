@@ -26,10 +26,7 @@ except ImportError:  # CPython
 _CONNECT_MS = const(10000)  # TCP (+TLS) and CONNACK
 _IO_MS = const(10000)  # a write the broker does not take (full TCP window) is a dead link
 _RETRY_MS = const(20000)  # a QoS 1 PUBLISH without PUBACK is sent again, DUP set
-# First reconnect window; doubles up to backoff_max_s. 5 s, not 1: after a broker restart
-# every node of a district draws its first wait from this window, and 10,000 nodes in
-# 1 s reach the broker's accept ceiling (bench/bench_storm.py, docs/scale.md).
-_BACKOFF_MS = const(5000)
+_BACKOFF_MS = const(1000)  # first reconnect window; doubles up to backoff_max_s
 _STABLE_MS = const(30000)  # a link that lasted this long resets the backoff
 _RBUF = const(256)  # socket reads
 _TOPIC_ROOM = const(260)  # incoming PUBLISH: topic and packet id on top of max_payload
@@ -182,7 +179,7 @@ class MQTTClient:
         await self._done.wait()
 
     async def _backoff(self):
-        # Exponential backoff with full jitter: a random wait in [0, min(max, 5 s * 2^n)),
+        # Exponential backoff with full jitter: a random wait in [0, min(max, 1 s * 2^n)),
         # so a district of nodes coming back after a broker outage does not reconnect at
         # one instant. os.urandom: no seed to share between nodes booted together.
         cap = min(self._backoff_max, _BACKOFF_MS << min(self._tries - 1, 16))
