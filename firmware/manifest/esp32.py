@@ -9,5 +9,11 @@ module("main.py")
 module("loader.py")
 package(
     "lamp",
-    exclude=("lamp/hal/sim.py", "lamp/hal/simbus.py", "lamp/hal/simnet.py", "lamp/hal/simdev"),
+    exclude=(
+        "lamp/hal/sim.py",
+        "lamp/hal/simbus.py",
+        "lamp/hal/simnet.py",
+        "lamp/hal/simstop.py",
+        "lamp/hal/simdev",
+    ),
 )

@@ -135,9 +135,13 @@ class SimHal(HalBase):
         self.resets = 0
         # A virtual node restarted after its soft reset is told so by its runner.
         self._cause = _env("LANTERNA_RESET_CAUSE") or reset_cause
-        # The controller's stop request (lanterna.sim.stop): a file at this path.
-        self._stop = _env("LANTERNA_STOP")
-        self._stop_t = None  # ticks_ms of the last look; None: never looked
+        # The controller's stop request (lanterna.sim.stop): lamp.hal.simstop, loaded only
+        # for a virtual node that was given one (unit tests spare its heap).
+        self._stop = None
+        if _env("LANTERNA_STOP"):
+            from lamp.hal.simstop import asked
+
+            self._stop = asked
         self._rtc_mem = b""
         self._i2c = SimI2C()
         self._uart = SimUART()
@@ -205,27 +209,8 @@ class SimHal(HalBase):
     def mains_ok(self):
         # The fault monitor samples this every second: the place to take a stop request.
         if self._stop is not None:
-            self._stop_asked()
+            self._stop()
         return self.mains
-
-    def _stop_asked(self):
-        # The controller asks a virtual node to stop by creating a file, not with SIGINT:
-        # the unix port raises a signal's KeyboardInterrupt wherever the process is, and
-        # one inside the garbage collector leaves the heap locked, so the orderly stop
-        # cannot save. Raised here, between two statements, it takes Ctrl-C's path
-        # (lamp.app.Node.start). Looked for at most every 200 ms of real time.
-        import os
-        import time
-
-        t = time.ticks_ms()
-        if self._stop_t is not None and time.ticks_diff(t, self._stop_t) < 200:
-            return
-        self._stop_t = t
-        try:
-            os.stat(self._stop)
-        except OSError:
-            return
-        raise KeyboardInterrupt
 
     def relay_sense(self):
         contact = self.relay_on if self.relay_welded is None else self.relay_welded
