@@ -128,7 +128,8 @@ def _one(store, broker, prefix, batch, worker, share, report_s, stop, drain=Fals
         j = s.as_json()
         click.echo(
             f"stored {j['stored']} ({j['rate_per_s']}/s), skipped {j['skipped']}, "
-            f"queue {ing.q.qsize()}, {'connected' if ing.connected.is_set() else 'RECONNECTING'}",
+            f"{ing.pending} being committed, "
+            f"{'connected' if ing.connected.is_set() else 'RECONNECTING'}",
             err=True,
         )
 

@@ -2,13 +2,14 @@
 
 - One MQTT session per worker that outlives it: a fixed client id per store and worker
   index (``lanterna-serve-<store hash>-w<k>``), clean session off, QoS 1 subscriptions to
-  ``{prefix}/+/+/status|state|tele|event``. MQTT 3.1.1, not 5: paho spends about 25 us
-  more per message on MQTT 5 (a properties object per PUBLISH; docs/scale.md), and
-  mosquitto 2.0 takes shared subscriptions from 3.1.1 clients too, with the same
-  behaviour for a dead member (measured alike on both). The session expires after the
-  broker's persistent_client_expiration (14 days in the generated config).
-  While serve is down or the broker restarts (mosquitto with persistence), the broker
-  keeps the session and queues what arrives for it; paho reconnects on its own.
+  ``{prefix}/+/+/status|state|tele|event``, MQTT 3.1.1 (mosquitto 2.0 takes shared
+  subscriptions from 3.1.1 clients too, with the same behaviour for a dead member as on
+  5, measured alike). The client is lanterna.fleet.mqttsub, not paho: 8 us of CPU a
+  message against paho's 73 (its docstring). The session expires after the broker's
+  persistent_client_expiration (14 days in the generated config). While serve is down
+  or the broker restarts (mosquitto with persistence), the broker keeps the session and
+  queues what arrives for it; the worker reconnects on its own (at once, then every 1
+  to 5 s).
 - Several workers (`shared`): the same filters as a shared subscription,
   ``$share/lanterna-<store hash>/...``; the broker hands each message to one worker of
   the store's group (round robin in mosquitto 2.0), so N workers, here or on several
@@ -27,11 +28,12 @@
 - Manual acknowledgement: a message is PUBACKed only after the transaction that holds it
   has committed. A crash between delivery and commit makes the broker deliver it again;
   nothing the broker handed over is lost.
-- Batches with back-pressure: the network thread hands messages to a bounded queue; the
-  writer commits what has queued, up to `batch` messages, in one transaction. When the store
-  falls behind the queue fills, the network thread blocks, TCP pushes back, and the
-  broker holds the rest.
-- SIGTERM or SIGINT: stop taking messages, commit and acknowledge what is queued,
+- Batches with back-pressure: one thread reads what the socket holds (a few hundred
+  PUBLISH packets at a time), commits it in transactions of up to `batch` messages, then
+  acknowledges it with one write, and only then reads again. When the store falls behind,
+  the socket is not read, TCP pushes back, and the broker holds the rest (it sends at
+  most its max_inflight_messages unacknowledged, lanterna.broker.config).
+- SIGTERM or SIGINT: stop taking messages, commit and acknowledge what was taken,
   disconnect (the session stays: what arrives meanwhile waits for the next start).
 - What the broker dropped because a session's queue was full (serve away longer than the
   queue was sized for, lanterna.broker.config.queue_plan) is not lost silently: the
@@ -43,13 +45,14 @@
 from __future__ import annotations
 
 import hashlib
-import queue
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lanterna.context import Broker
+from lanterna.fleet.mqttsub import Publish, Refused, Session
 from lanterna.store.db import Store
 from lanterna.wire import topics as T
 from lanterna.wire.topics import PREFIX
@@ -58,6 +61,7 @@ LEAVES = ("status", "state", "tele", "event")
 SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
 # serve --drain ends once nothing has arrived for this long
 DRAIN_IDLE_S = 3.0
+KEEPALIVE_S = 30
 
 
 def store_tag(store_path: str) -> str:
@@ -108,19 +112,19 @@ class Ingest:
         broker: Broker,
         prefix: str = PREFIX,
         batch: int = 500,
-        queue_max: int = 10000,
         worker: int = 0,
         shared: bool = False,
         drain: bool = False,
         on_dropped=None,
     ) -> None:
         """`worker`: this worker's index (its session); `on_dropped(total, new)`: called
-        from the network thread when the broker's dropped count rises."""
+        when the broker's dropped count rises. `batch`: the most messages one
+        transaction takes (what one read brings is split into batches of this size)."""
         self.store_path = store_path
         self.broker = broker
         self.prefix = prefix.rstrip("/")
+        self._base = len(self.prefix.split("/"))
         self.batch = batch
-        self.q: queue.Queue[tuple[str, str, bytes, float, int, int] | None] = queue.Queue(queue_max)
         self.stats = Stats()
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -130,54 +134,120 @@ class Ingest:
         self.drain = drain
         self.last_msg = time.monotonic()
         self.on_dropped = on_dropped
+        self.pending = 0  # taken from the broker, not yet committed
         # One durable session per store and worker index: a second `serve` with the same
         # index on the same store takes it over (the broker disconnects the first).
         self.client_id = client_id(store_path, worker)
-        self.c = broker.client(self.client_id, clean_session=False, manual_ack=True)
-        self.c.max_inflight_messages_set(100)
-        # A shared subscription is not restored by a restarted mosquitto (module docstring):
-        # what arrives before the worker is back is lost, so it tries every second.
-        self.c.reconnect_delay_set(1, 1 if shared else 5)
-        self.c.on_connect = self._on_connect
-        self.c.on_disconnect = self._on_disconnect
-        self.c.on_message = self._on_message
         self.refused: str | None = None
+        self.last_error: str | None = None
+        self._sess: Session | None = None
+        self._thread: threading.Thread | None = None
 
-    def _on_connect(self, c, _u, _flags, rc, _props) -> None:
-        if rc.is_failure:
-            self.refused = str(rc)
-            return
-        self.stats.connects += 1
+    def _session(self, clean: bool = False) -> Session:
+        b = self.broker
+        ca = str(b.ca_file()) if b.tls else None
+        user = b.user if b.password is not None else None
+        return Session(b.host, b.port, self.client_id, user, b.password, ca, KEEPALIVE_S, clean)
+
+    def _open(self, timeout: float = 10.0) -> None:
+        s = self._session()
+        s.open(timeout)
         plain = [T.fleet_filter(self.prefix, leaf) for leaf in LEAVES]
         share = [f"$share/{self.group}/{t}" for t in plain]
         # The session may hold the other kind from an earlier run (serve alone, then with
         # workers): both would deliver every message twice over to this worker.
         if self.drain:
             # a retired worker: nothing new routed to it, only what its session holds
-            c.unsubscribe(plain + share)
+            s.unsubscribe(plain + share)
         else:
-            c.unsubscribe(plain if self.shared else share)
-            c.subscribe([(t, 1) for t in (share if self.shared else plain)] + [(SYS_DROPPED, 0)])
+            s.unsubscribe(plain if self.shared else share)
+            s.subscribe([(t, 1) for t in (share if self.shared else plain)] + [(SYS_DROPPED, 0)])
+        self._sess = s
+        self.stats.connects += 1
         self.connected.set()
 
-    def _on_disconnect(self, *_a: Any) -> None:
-        self.connected.clear()
+    def start(self, timeout: float = 10.0) -> None:
+        try:
+            self._open(timeout)
+        except Refused as e:
+            self.refused = str(e)
+            raise BrokerUnreachable(f"broker {self.broker.url}: refused ({e})") from None
+        except (OSError, ssl.SSLError) as e:
+            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            raise BrokerUnreachable(f"broker {self.broker.url}: {why}") from None
+        self._thread = threading.Thread(target=self._loop, name="ingest")
+        self._thread.start()
 
-    def _on_message(self, _c, _u, m) -> None:
+    def _loop(self) -> None:
+        store = Store(self.store_path)
+        delay = 0.0
+        try:
+            while not self._stop.is_set():
+                if self._sess is None:
+                    # Reconnect: at once, then every second, up to every 5 s (1 s for a
+                    # shared subscription: a restarted mosquitto did not keep it, and
+                    # what arrives before the worker is back is lost; module docstring).
+                    if delay and self._stop.wait(delay):
+                        break
+                    delay = min(max(delay * 2, 1.0), 1.0 if self.shared else 5.0)
+                    try:
+                        self._open()
+                    except (OSError, ssl.SSLError) as e:
+                        self.last_error = str(e) or type(e).__name__
+                        continue
+                    delay = 0.0
+                sess = self._sess
+                assert sess is not None
+                try:
+                    pubs = sess.read(0.5)
+                    if pubs:
+                        self._take(store, sess, pubs)
+                    if sess.refused_filters:
+                        self.refused = "subscription refused: " + ", ".join(sess.refused_filters)
+                        sess.refused_filters.clear()
+                except (OSError, ssl.SSLError) as e:
+                    # Gone or broken: what was not acknowledged, the broker sends again.
+                    self.last_error = str(e) or type(e).__name__
+                    sess.close(polite=False)
+                    self._sess = None
+                    self.connected.clear()
+        finally:
+            if self._sess is not None:
+                self._sess.close()
+                self._sess = None
+            self.connected.clear()
+            store.close()
+
+    def _take(self, store: Store, sess: Session, pubs: list[Publish]) -> None:
         self.last_msg = time.monotonic()
-        if m.topic == SYS_DROPPED:
-            self._dropped(m.payload)
-            return
-        parts = m.topic.split("/")
-        base = len(self.prefix.split("/"))
-        self.stats.received += 1
-        if len(parts) != base + 3 or parts[-1] not in LEAVES:
-            self.stats.skipped += 1
-            if m.qos:
-                self.c.ack(m.mid, m.qos)
-            return
-        # Blocks when the writer is behind: back-pressure onto the broker.
-        self.q.put((parts[base + 1], parts[-1], bytes(m.payload), time.time(), m.mid, m.qos))
+        base = self._base
+        now = time.time()
+        msgs: list[tuple[str, str, bytes, float]] = []
+        pids: list[int] = []
+        for p in pubs:
+            if p.topic == SYS_DROPPED:
+                self._dropped(p.payload or b"")
+                continue
+            self.stats.received += 1
+            parts = p.topic.split("/")
+            if p.payload is None or len(parts) != base + 3 or parts[-1] not in LEAVES:
+                self.stats.skipped += 1
+                if p.pid:
+                    pids.append(p.pid)
+                continue
+            msgs.append((parts[base + 1], parts[-1], p.payload, now))
+            if p.pid:
+                pids.append(p.pid)
+        self.pending = len(msgs)
+        for i in range(0, len(msgs), self.batch):
+            chunk = msgs[i : i + self.batch]
+            n = store.ingest(chunk)
+            self.stats.stored += n
+            self.stats.skipped += len(chunk) - n
+            self.stats.batches += 1
+        self.pending = 0
+        # Committed: now the broker may forget them.
+        sess.ack(pids)
 
     def _dropped(self, payload: bytes) -> None:
         try:
@@ -189,87 +259,37 @@ class Ingest:
         if total > was and self.on_dropped is not None:
             self.on_dropped(total, total - was)
 
-    def start(self, timeout: float = 10.0) -> None:
-        try:
-            self.c.connect(self.broker.host, self.broker.port, keepalive=30)
-        except OSError as e:
-            raise BrokerUnreachable(f"broker {self.broker.url}: {e.strerror or e}") from None
-        self.c.loop_start()
-        if not self.connected.wait(timeout):
-            self.c.loop_stop()
-            why = f"refused ({self.refused})" if self.refused else "no answer"
-            raise BrokerUnreachable(f"broker {self.broker.url}: {why}")
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer")
-        self._writer.start()
-
-    def _write_loop(self) -> None:
-        store = Store(self.store_path)
-        try:
-            done = False
-            while not done:
-                item = self.q.get()
-                if item is None:
-                    break
-                msgs = [item]
-                # Whatever has queued meanwhile joins the batch; no waiting for more: the
-                # broker sends only so many unacknowledged messages (max_inflight), so
-                # a batch must commit to let the next ones come.
-                while len(msgs) < self.batch:
-                    try:
-                        nxt = self.q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        done = True
-                        break
-                    msgs.append(nxt)
-                n = store.ingest([(m[0], m[1], m[2], m[3]) for m in msgs])
-                # Committed: now the broker may forget them.
-                for m in msgs:
-                    if m[5]:
-                        self.c.ack(m[4], m[5])
-                self.stats.stored += n
-                self.stats.skipped += len(msgs) - n
-                self.stats.batches += 1
-        finally:
-            store.close()
-
     def stop(self) -> None:
-        """Stop taking messages, commit and acknowledge what is queued, disconnect."""
-        self.c.on_message = None  # anything arriving now stays with the broker
-        self.q.put(None)
-        self._writer.join()
-        self.c.disconnect()
-        self.c.loop_stop()
+        """Stop taking messages, commit and acknowledge what was taken, disconnect (the
+        session stays: what arrives meanwhile waits for the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def drained(self, idle_s: float) -> bool:
         """Drain mode: nothing arrived for `idle_s` and everything taken is committed (the
         broker sends a resumed session's queue at once, as fast as the acks free its
         in-flight window, so a quiet spell means the queue is empty)."""
         quiet = time.monotonic() - self.last_msg >= idle_s
-        return (
-            quiet
-            and self.q.empty()
-            and self.stats.received == self.stats.stored + (self.stats.skipped)
-        )
+        return quiet and self.pending == 0 and self.connected.is_set()
 
     def forget_session(self) -> None:
         """After a drain: connect once with a clean session, so the broker drops this
         worker's session (and its place in the share group) now, not at its expiry."""
-        c = self.broker.client(self.client_id, clean_session=True)
-        done = threading.Event()
-        c.on_connect = lambda *_a: done.set()
-        c.connect(self.broker.host, self.broker.port, keepalive=30)
-        c.loop_start()
-        done.wait(10)
-        c.disconnect()
-        c.loop_stop()
+        s = self._session(clean=True)
+        try:
+            s.open(10.0)
+        except (OSError, ssl.SSLError):
+            return
+        s.close()
 
     def run_until(self, stop: threading.Event, report_s: float = 10.0, report=None) -> None:
         last = time.monotonic()
         while not stop.wait(0.5):
             if self.drain and self.drained(DRAIN_IDLE_S):
                 break
+            if self._thread is not None and not self._thread.is_alive():
+                raise RuntimeError(f"ingest stopped: {self.last_error}")
             if report is not None and time.monotonic() - last >= report_s:
                 report(self.stats)
                 last = time.monotonic()
