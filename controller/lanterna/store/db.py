@@ -77,10 +77,43 @@ def _iso_to_epoch(ts: Any) -> float | None:
 
     if not isinstance(ts, str):
         return None
+    fast = _canonical_epoch(ts)
+    if fast is not None:
+        return fast
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+_DAYS: dict[str, float | None] = {}  # "YYYY-MM-DD" -> its midnight UTC, or None if no date
+
+
+def _canonical_epoch(ts: str) -> float | None:
+    """The node's own form, ``YYYY-MM-DDTHH:MM:SSZ`` (lamp.telemetry), without datetime:
+    the day looked up once, the time of day added (5.0 against 0.8 us a message). None for
+    anything else, which the general parser takes."""
+    if len(ts) != 20 or ts[10] != "T" or ts[19] != "Z" or ts[13] != ":" or ts[16] != ":":
+        return None
+    day = ts[:10]
+    midnight = _DAYS.get(day, -1.0)
+    if midnight == -1.0:
+        from datetime import datetime
+
+        try:
+            midnight = datetime.fromisoformat(day + "T00:00:00+00:00").timestamp()
+        except ValueError:
+            midnight = None
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        _DAYS[day] = midnight
+    hms = ts[11:13] + ts[14:16] + ts[17:19]
+    if midnight is None or not (hms.isascii() and hms.isdigit()):
+        return None
+    h, m, sec = int(hms[:2]), int(hms[2:4]), int(hms[4:])
+    if h > 23 or m > 59 or sec > 59:
+        return None
+    return midnight + h * 3600 + m * 60 + sec
 
 
 class Store:
@@ -525,10 +558,11 @@ class Store:
             written = b.plain
             written += self._insert(db, "telemetry", TELE_COLS, b.tele, "(node, ts)")
             written += self._insert(db, "events", EVENT_COLS, b.events, "(node, ts, event)")
+            latest = {n: (n, ts, *tele_columns(p), r) for n, (ts, p, r) in b.latest.items()}
             for sql, rows in (
                 (STATUS_UPSERT, b.status),
                 (STATE_UPSERT, b.state),
-                (TELE_UPSERT, b.latest),
+                (TELE_UPSERT, latest),
             ):
                 if rows:
                     self._upsert(db, sql, [rows[n] for n in sorted(rows)])
@@ -983,7 +1017,7 @@ class _Batch:
         self.events: list[tuple[Any, ...]] = []
         self.status: dict[str, tuple[Any, ...]] = {}
         self.state: dict[str, tuple[Any, ...]] = {}
-        self.latest: dict[str, tuple[Any, ...]] = {}
+        self.latest: dict[str, tuple[float, dict[str, Any], float]] = {}
         self.plain = 0  # status and state messages: written whether or not they changed
 
     def add(self, node: str, leaf: str, raw: bytes, received: float) -> None:
@@ -1000,20 +1034,19 @@ class _Batch:
             return
         if leaf not in ("state", "tele", "event"):
             return
-        try:
-            p = json.loads(raw)
-        except ValueError:
-            return
+        p = tele_codec.loads(raw)
         if not isinstance(p, dict):
             return
-        ts = _iso_to_epoch(p.get("ts")) or received
+        text = p.get("ts")
+        canonical = _canonical_epoch(text) if isinstance(text, str) else None
+        ts = canonical or _iso_to_epoch(text) or received
         if leaf == "state":
             old = self.state.get(node)
             if old is None or ts >= old[2]:
                 self.state[node] = (node, json.dumps(p), ts, *state_columns(p), received)
             self.plain += 1
         elif leaf == "tele":
-            level, kwh, power, heap, rest = tele_codec.split(p, ts)
+            level, kwh, power, heap, rest = tele_codec.split(p, ts, canonical is not None)
             self.tele.append(
                 (
                     node,
@@ -1027,8 +1060,8 @@ class _Batch:
                 )
             )
             old = self.latest.get(node)
-            if old is None or ts > old[1]:
-                self.latest[node] = (node, ts, *tele_columns(p), received)
+            if old is None or ts > old[0]:
+                self.latest[node] = (ts, p, received)  # its columns once, for the newest
         else:
             self.events.append((node, ts, received, str(p.get("event")), json.dumps(p)))
 

@@ -23,6 +23,8 @@ import time
 import zlib
 from typing import Any
 
+import orjson
+
 FORMAT_1 = 1
 # The fields and values lamp.telemetry.snapshot sends, as its JSON spells them (what
 # deflate finds in the dictionary costs a back-reference instead of the bytes). The most
@@ -49,16 +51,38 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def loads(raw: bytes) -> Any:
+    """A payload as JSON, or None if it is not JSON. orjson first (1.5 against 6.5 us for
+    a tele payload); what it refuses but Python's json takes (NaN, an integer beyond 64
+    bits, a lone surrogate escape) is read by json, so both read the same payloads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _dumps(v: Any) -> bytes:
+    try:
+        return orjson.dumps(v)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(v, separators=(",", ":")).encode()
+
+
 def _int_col(v: Any) -> int | None:
     return v if type(v) is int and -_I32 <= v < _I32 else None
 
 
 def split(
-    p: dict[str, Any], ts: float
+    p: dict[str, Any], ts: float, canonical: bool = False
 ) -> tuple[int | None, float | None, float | None, int | None, dict[str, Any]]:
-    """(level, kwh, power_w, heap_free, rest) of a tele payload whose time is `ts`."""
+    """(level, kwh, power_w, heap_free, rest) of a tele payload whose time is `ts`;
+    `canonical`: the caller knows p["ts"] is iso(ts) (it parsed that form)."""
     rest = dict(p)
-    if rest.get("ts") == iso(ts):
+    if canonical or rest.get("ts") == iso(ts):
         del rest["ts"]
     level = _int_col(rest.get("level"))
     if level is not None:
@@ -117,8 +141,7 @@ def pack(rest: dict[str, Any]) -> bytes:
     # and literal buffers to set up per row instead of 256 KiB (the 32 KiB window aside;
     # measured: 8.8 against 11.3-74 us a row).
     c = zlib.compressobj(9, zlib.DEFLATED, -15, 4, zlib.Z_DEFAULT_STRATEGY, ZDICT_1)
-    raw = json.dumps(rest, separators=(",", ":")).encode()
-    return bytes((FORMAT_1,)) + c.compress(raw) + c.flush()
+    return bytes((FORMAT_1,)) + c.compress(_dumps(rest)) + c.flush()
 
 
 def unpack(blob: bytes | memoryview | None) -> dict[str, Any]:
