@@ -17,7 +17,7 @@ from lanterna.wire.topics import PREFIX
 
 @click.command("serve")
 @click.option("--prefix", default=PREFIX, show_default=True, help="Topic prefix.")
-@click.option("--batch", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 10000), default=1000, show_default=True)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),

@@ -45,9 +45,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +137,9 @@ class Ingest:
         self.drain = drain
         self.last_msg = time.monotonic()
         self.on_dropped = on_dropped
-        self.pending = 0  # taken from the broker, not yet committed
+        self._taken = 0  # messages the reader took (reader thread only)
+        self._committed = 0  # of them, committed (writer thread only)
+        self.failure: Exception | None = None  # what stopped the writer
         # One durable session per store and worker index: a second `serve` with the same
         # index on the same store takes it over (the broker disconnects the first).
         self.client_id = client_id(store_path, worker)
@@ -142,6 +147,11 @@ class Ingest:
         self.last_error: str | None = None
         self._sess: Session | None = None
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
+        # reader -> writer: (session, messages, packet ids), one batch in hand at most
+        self._q: queue.Queue[Any]
+        self._q = queue.Queue(1)
+        self._acks: deque[tuple[Session, list[int]]] = deque()  # writer -> reader: committed
 
     def _session(self, clean: bool = False) -> Session:
         b = self.broker
@@ -179,7 +189,15 @@ class Ingest:
         self._thread.start()
 
     def _loop(self) -> None:
-        store = Store(self.store_path)
+        """The network side: read, parse, hand batches to the writer, send the PUBACKs of
+        what it committed. The writer commits one batch while this thread reads the next
+        (PostgreSQL's time on a batch no longer adds to serve's)."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        writer = threading.Thread(target=self._write_loop, args=(wake_w,), name="ingest-writer")
+        self._writer = writer
+        writer.start()
         delay = 0.0
         try:
             while not self._stop.is_set():
@@ -199,9 +217,10 @@ class Ingest:
                 sess = self._sess
                 assert sess is not None
                 try:
-                    pubs = sess.read(0.5)
+                    self._send_acks(sess, wake_r)
+                    pubs = sess.read(0.5, wake_r)
                     if pubs:
-                        self._take(store, sess, pubs)
+                        self._take(sess, pubs)
                     if sess.refused_filters:
                         self.refused = "subscription refused: " + ", ".join(sess.refused_filters)
                         sess.refused_filters.clear()
@@ -212,42 +231,90 @@ class Ingest:
                     self._sess = None
                     self.connected.clear()
         finally:
+            self._hand(None, writer)
+            writer.join()  # what was taken is committed
             if self._sess is not None:
+                try:
+                    self._send_acks(self._sess, wake_r)
+                except (OSError, ssl.SSLError):
+                    pass  # not acknowledged: the broker sends it again, stored once
                 self._sess.close()
                 self._sess = None
             self.connected.clear()
-            store.close()
+            os.close(wake_r)
+            os.close(wake_w)
 
-    def _take(self, store: Store, sess: Session, pubs: list[Publish]) -> None:
+    def _send_acks(self, sess: Session, wake_r: int) -> None:
+        while self._acks:
+            who, pids = self._acks.popleft()
+            # PUBACKs belong to the connection the messages came on: after a reconnect
+            # the broker sends those again (with DUP), and the store takes them once.
+            if who is sess:
+                sess.ack(pids)
+        try:
+            os.read(wake_r, 4096)
+        except BlockingIOError:
+            pass
+
+    def _take(self, sess: Session, pubs: list[Publish]) -> None:
         self.last_msg = time.monotonic()
         base = self._base
         now = time.time()
         msgs: list[tuple[str, str, bytes, float]] = []
         pids: list[int] = []
+        skipped = 0
         for p in pubs:
             if p.topic == SYS_DROPPED:
                 self._dropped(p.payload or b"")
                 continue
             self.stats.received += 1
             parts = p.topic.split("/")
-            if p.payload is None or len(parts) != base + 3 or parts[-1] not in LEAVES:
-                self.stats.skipped += 1
-                if p.pid:
-                    pids.append(p.pid)
-                continue
-            msgs.append((parts[base + 1], parts[-1], p.payload, now))
             if p.pid:
                 pids.append(p.pid)
-        self.pending = len(msgs)
-        for i in range(0, len(msgs), self.batch):
-            chunk = msgs[i : i + self.batch]
-            n = store.ingest(chunk)
-            self.stats.stored += n
-            self.stats.skipped += len(chunk) - n
-            self.stats.batches += 1
-        self.pending = 0
-        # Committed: now the broker may forget them.
-        sess.ack(pids)
+            if p.payload is None or len(parts) != base + 3 or parts[-1] not in LEAVES:
+                skipped += 1
+                continue
+            msgs.append((parts[base + 1], parts[-1], p.payload, now))
+        self._taken += len(msgs) + skipped
+        # Blocks while the writer is a batch behind: the socket is not read, TCP pushes
+        # back, the broker holds the rest.
+        self._hand((sess, msgs, pids, skipped), self._writer)
+
+    def _hand(self, item: Any, writer: threading.Thread | None) -> None:
+        while writer is not None and writer.is_alive():
+            try:
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _write_loop(self, wake_w: int) -> None:
+        store = Store(self.store_path)
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    break
+                sess, msgs, pids, skipped = item
+                self.stats.skipped += skipped
+                for i in range(0, len(msgs), self.batch):
+                    chunk = msgs[i : i + self.batch]
+                    n = store.ingest(chunk)
+                    self.stats.stored += n
+                    self.stats.skipped += len(chunk) - n
+                    self.stats.batches += 1
+                self._committed += len(msgs) + skipped
+                # Committed: now the broker may forget them.
+                self._acks.append((sess, pids))
+                try:
+                    os.write(wake_w, b"!")
+                except BlockingIOError:
+                    pass  # the pipe is full: the reader is woken already
+        except Exception as e:  # the store failed: serve stops, nothing acknowledged
+            self.failure = e
+            self._stop.set()
+        finally:
+            store.close()
 
     def _dropped(self, payload: bytes) -> None:
         try:
@@ -273,6 +340,11 @@ class Ingest:
         quiet = time.monotonic() - self.last_msg >= idle_s
         return quiet and self.pending == 0 and self.connected.is_set()
 
+    @property
+    def pending(self) -> int:
+        """Taken from the broker, not yet committed."""
+        return self._taken - self._committed
+
     def forget_session(self) -> None:
         """After a drain: connect once with a clean session, so the broker drops this
         worker's session (and its place in the share group) now, not at its expiry."""
@@ -288,8 +360,8 @@ class Ingest:
         while not stop.wait(0.5):
             if self.drain and self.drained(DRAIN_IDLE_S):
                 break
-            if self._thread is not None and not self._thread.is_alive():
-                raise RuntimeError(f"ingest stopped: {self.last_error}")
+            if self.failure is not None:
+                raise self.failure
             if report is not None and time.monotonic() - last >= report_s:
                 report(self.stats)
                 last = time.monotonic()

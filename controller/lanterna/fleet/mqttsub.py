@@ -23,6 +23,7 @@ caller can acknowledge it, or the broker would send it again at every reconnect.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import time
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 
 from lamp.net import mqtt_packet as pk
 
-READ = 262144
+READ = 1 << 20
 CAP = 1 << 20  # largest PUBLISH kept (the generated broker config allows far less)
 # Remaining Length per packet type a subscriber may receive (sec. 2.2.1, 3.2-3.13), -1:
 # variable (PUBLISH), absent: never sent to a client that only subscribes at QoS <= 1.
@@ -150,13 +151,14 @@ class Session:
         return b[2], b[3]
 
     def _fill(self, timeout: float) -> bool:
-        """One recv() onto the buffer; False if nothing came within `timeout`."""
-        self.sock.settimeout(timeout)
+        """One recv() onto the buffer; False if nothing came within `timeout` (0: the
+        socket is known readable, or an SSL record was only partly in)."""
+        self.sock.settimeout(timeout)  # 0.0: non-blocking
         try:
             d = self.sock.recv(READ)
         except TimeoutError:
             return False
-        except ssl.SSLWantReadError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             return False
         if not d:
             raise ConnectionResetError("the broker closed the connection")
@@ -210,16 +212,24 @@ class Session:
 
     # -- what the broker sends -----------------------------------------------------------
 
-    def read(self, timeout: float) -> list[Publish]:
-        """The PUBLISH packets that arrive within `timeout` (all that one read brought,
-        at least one packet's worth unless the time ran out); keepalive kept on the way.
-        OSError (ConnectionError, ProtocolError) when the link is gone or broken."""
+    def read(self, timeout: float, wake: int | None = None) -> list[Publish]:
+        """The PUBLISH packets that arrive within `timeout` (all that one read brought);
+        keepalive kept on the way. `wake`: a file descriptor that, when readable, ends
+        the wait early with nothing (the caller has acknowledgements to send). OSError
+        (ConnectionError, ProtocolError) when the link is gone or broken."""
         now = time.monotonic()
         if now - self._tx >= self.keepalive / 2:
             self._send(pk.PINGREQ)
         if now - self._rx > self.keepalive * 1.5:
             raise TimeoutError(f"nothing from the broker for {now - self._rx:.0f} s")
-        if not self._fill(min(timeout, self.keepalive / 2)):
+        wait = min(timeout, self.keepalive / 2)
+        pending = self.sock.pending() if isinstance(self.sock, ssl.SSLSocket) else 0
+        if wake is not None and not pending:
+            ready = select.select([self.sock, wake], [], [], wait)[0]
+            if self.sock not in ready:
+                return []
+            wait = 0.0  # readable: recv() returns at once
+        if not self._fill(wait):
             return []
         return self._parse()
 

@@ -581,28 +581,18 @@ class Store:
             before = db.total_changes
             db.executemany(head + one + tail, rows)
             return int(db.total_changes - before)
-        n = 0
-        step = 60000 // len(cols)  # a statement takes at most 65,535 parameters
-        for i in range(0, len(rows), step):
-            chunk = rows[i : i + step]
-            sql = head + ",".join([one] * len(chunk)) + tail
-            n += db.execute(sql, [v for r in chunk for v in r]).rowcount
-        return n
+        order = key.strip("()")
+        return int(db.insert_select(table, cols, rows, tail, order))
 
     def _upsert(self, db: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if not self.pg:
             db.executemany(sql, rows)
             return
         values, rest = sql.split(" ON CONFLICT", 1)
-        head, one = values.rsplit(" VALUES ", 1)
-        width = one.count("?")
-        step = 60000 // width
-        for i in range(0, len(rows), step):
-            chunk = rows[i : i + step]
-            db.execute(
-                head + " VALUES " + ",".join([one] * len(chunk)) + " ON CONFLICT" + rest,
-                [v for r in chunk for v in r],
-            )
+        head = values.rsplit(" VALUES ", 1)[0]
+        table, names = head.removeprefix("INSERT INTO ").split(" ", 1)
+        cols = tuple(c.strip() for c in names.strip("()").split(","))
+        db.insert_select(table, cols, rows, " ON CONFLICT" + rest, cols[0])
 
     # -- partitions and retention ------------------------------------------------------
 
@@ -1037,9 +1027,9 @@ class _Batch:
         p = tele_codec.loads(raw)
         if not isinstance(p, dict):
             return
-        text = p.get("ts")
-        canonical = _canonical_epoch(text) if isinstance(text, str) else None
-        ts = canonical or _iso_to_epoch(text) or received
+        when = p.get("ts")
+        canonical = _canonical_epoch(when) if isinstance(when, str) else None
+        ts = canonical or _iso_to_epoch(when) or received
         if leaf == "state":
             old = self.state.get(node)
             if old is None or ts >= old[2]:

@@ -17,6 +17,7 @@ store's ``path``) never holds it; libpq's PGPASSWORD and ~/.pgpass work as usual
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -171,6 +172,33 @@ class PgConn:
             cur = self.conn.cursor()
             cur.executemany(self._q(sql), [tuple(r) for r in rows])
             return PgCursor(cur)
+        except self.psycopg.Error as e:
+            raise PgError(_message(e, self.safe), e.sqlstate) from None
+
+    def insert_select(
+        self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]], tail: str, order: str
+    ) -> int:
+        """INSERT INTO table (cols) SELECT ... FROM the rows ORDER BY `order` `tail` (an ON
+        CONFLICT clause); -> the rows the insert reports. The rows travel by COPY into a
+        temporary table of the same columns, emptied at commit: one statement whatever
+        their number, where a multi-row VALUES of 4,000 placeholders costs psycopg 60 us a
+        row to parse and bind (bench/bench_ingest.py pg:1, 40.7 -> ... us a message).
+        Must run inside a transaction (Store.tx)."""
+        stage = f"lanterna_stage_{zlib.crc32(' '.join([table, *cols]).encode()):08x}"
+        names = ", ".join(cols)
+        try:
+            cur = self.conn.cursor()
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS"
+                f" SELECT {names} FROM {table} WITH NO DATA"
+            )
+            with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            cur.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ORDER BY {order} {tail}"
+            )
+            return int(cur.rowcount)
         except self.psycopg.Error as e:
             raise PgError(_message(e, self.safe), e.sqlstate) from None
 
