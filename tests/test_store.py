@@ -561,3 +561,24 @@ def test_rollout_tables_on_each_backend(fleet):
     assert r.get(rid)["detail"] == "by hand"
     with pytest.raises(RolloutError, match="no rollout 999"):
         r.get(999)
+
+
+def test_a_failed_batch_changes_nothing_and_the_next_one_is_stored(store, monkeypatch):
+    """A batch that fails half-way (here: after its telemetry went in, before the latest
+    state) is rolled back whole; the next batch is stored, on PostgreSQL through staging
+    tables made again (the failed transaction took the ones it made with it)."""
+    now = time.time()
+    batch = [("n1", "tele", tele(T0 + 60 * i), now) for i in range(5)]
+    real = store._upsert
+
+    def fail(*a, **k):
+        raise StoreError("disk full (injected)")
+
+    monkeypatch.setattr(store, "_upsert", fail)
+    with pytest.raises(StoreError, match="injected"):
+        store.ingest(batch)
+    assert store.telemetry_count() == 0
+    monkeypatch.setattr(store, "_upsert", real)
+    assert store.ingest(batch) == 5
+    assert store.ingest(batch + [("n1", "tele", tele(T0 + 600), now)]) == 1
+    assert store.telemetry_count() == 6

@@ -8,7 +8,7 @@
 import os
 import time
 
-_path = os.getenv("LANTERNA_STOP")
+_path = os.getenv("LANTERNA_STOP") or ""  # loaded only when it is set
 _last = None
 
 
