@@ -22,9 +22,9 @@ child processes (/proc) over the run, divided by N; the broker's CPU likewise.
 
 Printed: one JSON object (load average before and after: the machine is shared).
 Cases `paho:1`, `paho-buffered:1` and `paho-v311:1` (not run by default): bench/paho_sub.py,
-paho alone with serve's session settings and no store, the same reading through a buffer,
-and on MQTT 3.1.1: what serve's MQTT client costs of its CPU per message, and what a
-buffered reader or the older protocol would save.
+paho alone with the session settings serve had on paho and no store, the same reading
+through a buffer, and on MQTT 3.1.1: what paho cost of serve's CPU per message before
+serve had its own client (lanterna.fleet.mqttsub).
 Run: .venv/bin/python bench/bench_ingest.py [--messages 200000] [--cases sqlite:1,pg:2]
      [--profile DIR [--profile-db sqlite|pg]]  (py-spy, when installed: where serve's CPU
      goes, in one extra run of serve alone; --cases "" for the profile only)

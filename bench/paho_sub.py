@@ -1,6 +1,7 @@
 """A bare paho subscriber for bench/bench_ingest.py: what paho alone costs per message,
-with serve's session settings (MQTT 5, QoS 1, manual acknowledgement) but no store: each
-message is acknowledged as it arrives and counted.
+with the session settings serve had on paho (MQTT 5, QoS 1, manual acknowledgement) but
+no store: each message is acknowledged as it arrives and counted. serve now has its own
+client (lanterna.fleet.mqttsub); this stays as the measured reason why.
 
 `--buffered`: the candidate, paho reading through a buffer (one recv() of up to 64 KiB
 for many packets, where paho asks the socket for each packet's first byte, its length

@@ -5,7 +5,7 @@
   ``{prefix}/+/+/status|state|tele|event``, MQTT 3.1.1 (mosquitto 2.0 takes shared
   subscriptions from 3.1.1 clients too, with the same behaviour for a dead member as on
   5, measured alike). The client is lanterna.fleet.mqttsub, not paho: 8 us of CPU a
-  message against paho's 73 (its docstring). The session expires after the broker's
+  message against paho's 63-88 (docs/scale.md). The session expires after the broker's
   persistent_client_expiration (14 days in the generated config). While serve is down
   or the broker restarts (mosquitto with persistence), the broker keeps the session and
   queues what arrives for it; the worker reconnects on its own (at once, then every 1
