@@ -5,7 +5,9 @@ A node's broker password must be the one the node holds, so it is made once (by
 passwords live in ``credentials.json`` beside the store (0600); the controller's own
 account is the ``broker_user`` / ``broker_password`` of ``config.json`` there, the place
 every controller command already reads it (lanterna.context), so the broker and the CLI
-cannot disagree about it.
+cannot disagree about it. The city platform's read-only accounts (`broker config
+--platform`) keep theirs in the same file, under ``platforms``: apart from the nodes, so
+a platform's name can never be taken for a node's.
 
 Every secret file is born 0600 under a temporary name and renamed into place: never
 world-readable, not even for an instant, and a crash leaves the old file or the new one.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ class Credentials:
         self.home = home
         self.path = home / FILE_NAME
         self._nodes: dict[str, dict[str, Any]] = {}
+        self._platforms: dict[str, dict[str, Any]] = {}
         self._dirty = False
         self._lock: Any = None
         self._held = False
@@ -60,7 +63,7 @@ class Credentials:
 
     def _load(self) -> None:
         if not self.path.exists():
-            self._nodes = {}
+            self._nodes, self._platforms = {}, {}
             return
         try:
             d = json.loads(self.path.read_text())
@@ -70,25 +73,31 @@ class Credentials:
                 f"{self.path}: not a credentials file ({type(e).__name__})"
             ) from None
         nodes = d.get("nodes") if isinstance(d, dict) else None
+        # optional (files written before platform accounts have none)
+        platforms = d.get("platforms", {}) if isinstance(d, dict) else None
         if (
             not isinstance(nodes, dict)
+            or not isinstance(platforms, dict)
             or d.get("v") != VERSION
             or not all(
                 isinstance(v, dict) and isinstance(v.get("mqtt_password"), str)
-                for v in nodes.values()
+                for v in (*nodes.values(), *platforms.values())
             )
         ):
             raise CredentialsError(
                 f'{self.path}: expected {{"v": {VERSION}, "nodes": '
-                '{ID: {"mqtt_password": ...}}}'
+                '{ID: {"mqtt_password": ...}}, "platforms": {NAME: {"mqtt_password": ...}}}'
             )
-        self._nodes = nodes
+        self._nodes, self._platforms = nodes, platforms
 
     def save(self) -> None:
         if not self._dirty:
             return
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = json.dumps({"v": VERSION, "nodes": self._nodes}, indent=1, sort_keys=True)
+        d: dict[str, Any] = {"v": VERSION, "nodes": self._nodes}
+        if self._platforms:
+            d["platforms"] = self._platforms
+        text = json.dumps(d, indent=1, sort_keys=True)
         write_atomic(self.path, (text + "\n").encode(), 0o600)
         self._dirty = False
 
@@ -167,6 +176,30 @@ class Credentials:
     def remove(self, node: str) -> None:
         with self._change():
             self._nodes.pop(node, None)
+
+    # -- the city platform's read-only accounts ------------------------------------------
+
+    def platform_password(self, name: str, rotate: bool = False) -> str:
+        """The platform account's MQTT password, generated the first time (or anew with
+        `rotate`) and kept after."""
+        entry = self._platforms.get(name)
+        if entry is not None and not rotate:
+            return str(entry["mqtt_password"])
+        with self._change():
+            entry = self._platforms.get(name)  # another process may have made it meanwhile
+            if entry is None or rotate:
+                entry = self._platforms[name] = {"mqtt_password": new_password()}
+        return str(entry["mqtt_password"])
+
+    def keep_platforms(self, names: Sequence[str]) -> list[str]:
+        """Forget the password of every platform account not in `names` (an account no
+        longer configured leaves no secret behind) -> the names forgotten."""
+        gone = sorted(set(self._platforms) - set(names))
+        if gone:
+            with self._change():
+                for name in gone:
+                    self._platforms.pop(name, None)
+        return gone
 
     # -- the controller -----------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Thin over lanterna.broker.config (what is written and why: docs/security.md). It prints
 where everything is and the controller's account name, never a password: node passwords
-stay in credentials.json and the controller's in config.json, both 0600 beside the store.
+stay in credentials.json and the controller's in config.json, both 0600 beside the store;
+a city platform's read-only account (--platform) keeps its password in credentials.json.
 With --tls it records the CA's path as ``broker_ca`` in config.json: the controller's MQTT
 clients verify the broker with it, and `lanterna provision` writes it onto every node.
 Exit statuses as everywhere (docs/cli.md): 1 a file could not be written; 4 a name that
@@ -96,6 +97,15 @@ def broker() -> None:
     show_default=True,
     help="The nodes' telemetry period, s.",
 )
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="NAME",
+    help="A read-only account for the city's data platform: status, state, tele and "
+    "event of every node, nothing else (repeat for several). The config holds exactly "
+    "the platforms given: one left out loses its account and its password.",
+)
 @json_option
 @pass_ctx
 @broker_errors
@@ -115,6 +125,7 @@ def broker_config(
     outage: int,
     fleet: int | None,
     tele_s: int,
+    platforms: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Write a mosquitto configuration where each node of the store may publish only
@@ -129,6 +140,7 @@ def broker_config(
       lanterna broker config --out /etc/lanterna/broker
       lanterna broker config --out broker --tls --host mqtt.city.example --host 10.0.0.5
       lanterna broker config --out broker --fleet 70000 --outage 2h
+      lanterna broker config --out broker --tls --platform cityplatform
       mosquitto -c broker/mosquitto.conf
     """
     if plain_too and not tls:
@@ -150,6 +162,7 @@ def broker_config(
         outage_s=outage,
         fleet=fleet,
         tele_s=tele_s,
+        platforms=platforms,
     )
     r = bc.generate(opts, nodes, c.home)
     if tls:
@@ -163,12 +176,19 @@ def broker_config(
                 click.echo(f"broker_ca: now {ca} (was {was})", err=True)
     for w in r.warnings:
         click.echo(f"warning: {w}", err=True)
+    for p in r.removed_platforms:
+        click.echo(
+            f"platform account {p} removed with its password (not given with --platform)",
+            err=True,
+        )
     if not nodes:
-        click.echo("no nodes in the store: only the controller account", err=True)
+        also = " and the platforms'" if r.platforms else ""
+        click.echo(f"no nodes in the store: only the controller account{also}", err=True)
     if rotate:
         click.echo(
             "rotated: every node needs its new password"
             + (" and the new CA" if tls else "")
+            + (", and every platform its new password" if r.platforms else "")
             + " before it can connect again",
             err=True,
         )
@@ -197,7 +217,8 @@ _WHAT = {
 
 def _print(r: bc.Result) -> None:
     click.echo(
-        f"broker config in {r.out}: {len(r.nodes)} node accounts and the controller's; "
+        f"broker config in {r.out}: {len(r.nodes)} node accounts, "
+        f"{len(r.platforms)} platform accounts and the controller's; "
         f"changed: {', '.join(r.changed) or 'nothing'}"
     )
     rows = []
@@ -217,6 +238,11 @@ def _print(r: bc.Result) -> None:
         f"{r.credentials.parent / 'config.json'}, 0600)"
     )
     click.echo(f"node passwords: {r.credentials} (0600)")
+    for name in r.platforms:
+        click.echo(
+            f"platform account {name} (read-only: {', '.join(r.platform_reads())}): password "
+            f"platforms.{name}.mqtt_password in {r.credentials} (0600)"
+        )
     if r.ca_fingerprint:
         click.echo(f"CA sha256: {r.ca_fingerprint}")
         click.echo(
