@@ -18,11 +18,13 @@ import click
 from lanterna import __version__
 from lanterna.cli import (
     board,
+    bridge,
     broker,
     commands,
     demo,
     doctor,
     energy,
+    export,
     firmware,
     flash,
     group,
@@ -78,7 +80,8 @@ def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
 
 
 for _module in (board, firmware, node, site, group, schedule, commands, views, energy, ota,
-                broker, provision, doctor, flash, vboard, serve, sim, demo):  # fmt: skip
+                broker, provision, doctor, flash, vboard, serve, sim, demo, bridge,
+                export):  # fmt: skip
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 add_global_options(cli)

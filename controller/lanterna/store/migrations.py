@@ -156,6 +156,37 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Settings hold the retention. The functions are lanterna.store.db's (they need the
     # payload codec).
     {"sqlite": "migrate_4_sqlite", "postgresql": "migrate_4_postgresql"},
+    # 5: the city platform's outbox (lanterna.bridge.outbox): per platform (`target`: its
+    # URL and tenant), the attributes of an entity waiting to be sent, one row per
+    # attribute (a newer value replaces the one waiting), and a digest of what the
+    # platform last took or refused, so a sync queues only what changed.
+    """
+    CREATE TABLE ngsi_outbox (
+        target TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        etype TEXT NOT NULL,
+        attr TEXT NOT NULL,
+        body TEXT NOT NULL,          -- the attribute, normalized NGSI-LD (JSON)
+        digest TEXT NOT NULL,        -- sha256 of body, first 16 bytes in hex
+        queued REAL NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (target, entity, attr)
+    );
+    CREATE TABLE ngsi_sent (
+        target TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        attr TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        outcome TEXT NOT NULL,       -- 'sent', or 'refused' (a 4xx: not retried until it changes)
+        at REAL NOT NULL,
+        PRIMARY KEY (target, entity, attr)
+    );
+    CREATE TABLE ngsi_marks (
+        target TEXT PRIMARY KEY,
+        seen REAL NOT NULL,          -- node_status.last_seen the last sync read up to
+        full_at REAL NOT NULL        -- when the last full sync ran
+    )
+    """,
 )
 
 # SQLite's DDL -> PostgreSQL's. Only what migrations 1 and 2 use: a rowid key becomes an
