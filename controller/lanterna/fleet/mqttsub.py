@@ -187,10 +187,11 @@ class Session:
 
     def _barrier(self, s: socket.socket) -> None:
         # The PUBACKs just written must reach the broker's session before the socket
-        # closes: mosquitto 2.0.11 dropped the PUBACKs of a write followed at once by
-        # DISCONNECT and close (seen under load: the two messages came again in the next
-        # session). A PINGREQ's PINGRESP (sec. 3.12, 3.13) comes after the broker has
-        # read everything sent before it. What arrives meanwhile is not acknowledged: the
+        # closes. Seen once under load on mosquitto 2.0.11: two messages acknowledged in
+        # a write followed at once by DISCONNECT and close came again in the next session
+        # (a broker that drops a client on the hang-up before reading what it had sent
+        # would do that). A PINGREQ's PINGRESP (sec. 3.12, 3.13) comes after the broker
+        # has read everything sent before it. What arrives meanwhile is not acknowledged: the
         # broker sends it again to the next session.
         s.settimeout(1.0)
         s.sendall(pk.PINGREQ)
