@@ -104,5 +104,14 @@ def test_the_district_on_the_platform_through_an_outage_and_as_open_data(fleet):
     assert r.returncode == 0, r.stderr
     head, *rows = r.stdout.splitlines()
     assert head.startswith("node,site,ts,level") and len(rows) >= N
+    out = fleet.tmp / "district.geojson"
+    r = fleet.cli("export", "--format", "geojson", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    written = json.loads(out.read_text())  # telemetry moves on: the same nodes, not values
+    assert sorted(f["properties"]["node"] for f in written["features"]) == nodes
+    assert f"wrote {N} features" in r.stderr
+    r = fleet.cli("export", "--format", "geojson", "--out", str(fleet.tmp / "no" / "x.json"))
+    assert r.returncode == 1 and "No such file or directory" in r.stderr
+    assert "Traceback" not in r.stderr
     r = fleet.cli("export", "--format", "csv", "--since", "yesterday")
     assert r.returncode == 4 and "--since" in r.stderr

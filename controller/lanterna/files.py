@@ -6,26 +6,38 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def land(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
-    """`data` written and synced under a random temporary name beside `path`, created
-    with `mode` from the start, then `put(tmp, path)` puts it in place (os.replace, or a
-    link that refuses to clobber); the temporary name never outlives the call."""
+@contextmanager
+def landing(
+    path: Path, mode: int, put: Callable[[Path, Path], None] = os.replace
+) -> Iterator[BinaryIO]:
+    """A file to write, under a random temporary name beside `path` and created with
+    `mode` from the start; when the block ends it is synced and `put(tmp, path)` puts it
+    in place (os.replace, or a link that refuses to clobber). The temporary name never
+    outlives the block; an exception in the block leaves `path` as it was."""
     # mkstemp creates the file 0600 with O_EXCL; fchmod only ever widens a public file.
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         put(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def land(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
+    """`data` written whole through `landing`."""
+    with landing(path, mode, put) as f:
+        f.write(data)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> bool:

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanterna.bridge import ngsi, source
@@ -57,18 +57,7 @@ class Report:
     refusals: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "queued_entities": self.queued_entities,
-            "queued_attributes": self.queued_attributes,
-            "sent": self.sent,
-            "refused": self.refused,
-            "retried": self.retried,
-            "requests": self.requests,
-            "pending": self.pending,
-            "full": self.full,
-            "error": self.error,
-            "refusals": self.refusals,
-        }
+        return asdict(self)
 
 
 class Bridge:

@@ -108,7 +108,7 @@ def nodes(
         rows = list(store.db.execute(q, [*args, page]))
         if not rows:
             return
-        members = _members(store, [r[0] for r in rows])
+        members = store._members([r[0] for r in rows])  # the store's own query
         yield [_node(r, members.get(r[0], ())) for r in rows]
         if len(rows) < page:
             return
@@ -163,14 +163,6 @@ def groups(store: Store, names: Sequence[str] | None = None) -> list[GroupLatest
             if isinstance(sc, str):
                 g.schedule, g.schedule_at = sc, max(at[name])
     return list(out.values())
-
-
-def _members(store: Store, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    out: dict[str, list[str]] = {}
-    q = f"SELECT node, grp FROM group_members WHERE node IN ({','.join('?' * len(ids))})"
-    for r in store.db.execute(q, list(ids)):
-        out.setdefault(r[0], []).append(r[1])
-    return {n: tuple(sorted(g)) for n, g in out.items()}
 
 
 def _node(r: Any, groups: tuple[str, ...]) -> NodeLatest:

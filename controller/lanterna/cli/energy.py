@@ -12,6 +12,7 @@ import click
 
 from lanterna.cli.options import json_option, pass_ctx
 from lanterna.cli.output import emit_json, table
+from lanterna.cli.params import when
 from lanterna.context import Ctx, store_errors
 from lanterna.errors import malformed
 from lanterna.fleet import energy as er
@@ -22,13 +23,6 @@ COVERAGE_NOTE = 0.95  # below this share of the interval a node is named on stde
 @click.group()
 def energy() -> None:
     """Energy the lamps used and saved against full power (docs/energy-report.md)."""
-
-
-def _when(option: str, text: str) -> float:
-    try:
-        return er.parse_when(text)
-    except ValueError as e:
-        raise malformed(f"{option}: {e}") from None
 
 
 def _pct(x: float | None) -> str:
@@ -96,7 +90,7 @@ def energy_report(
     """
     if site is not None and group is not None:
         raise click.UsageError("give --site or --group, not both")
-    t0, t1 = _when("--since", since), _when("--until", until)
+    t0, t1 = when("--since", since), when("--until", until)
     if t1 <= t0:
         raise malformed(f"--until {until} is not after --since {since}")
     r = er.report(

@@ -4,6 +4,7 @@ as GeoJSON, telemetry or energy as CSV, streamed to stdout or --out. Exit status
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from pathlib import Path
@@ -11,20 +12,10 @@ from pathlib import Path
 import click
 
 from lanterna.cli.options import pass_ctx
+from lanterna.cli.params import when
 from lanterna.context import Ctx, store_errors
-from lanterna.errors import malformed
-from lanterna.files import write_atomic
-
-
-def _when(option: str, text: str | None, default: float) -> float:
-    from lanterna.fleet.energy import parse_when
-
-    if text is None:
-        return default
-    try:
-        return parse_when(text)
-    except ValueError as e:
-        raise malformed(f"{option}: {e}") from None
+from lanterna.errors import EXIT_FAILED, LanternaError, malformed
+from lanterna.files import landing
 
 
 @click.command("export")
@@ -67,8 +58,8 @@ def export(
     from lanterna.bridge import export as ex
 
     now = time.time()
-    t1 = _when("--until", until, now)
-    t0 = _when("--since", since, t1 - 86400)
+    t1 = when("--until", until) if until else now
+    t0 = when("--since", since) if since else t1 - 86400
     if fmt == "geojson" and (since or until or data != "telemetry"):
         raise malformed("--since, --until and --data are for --format csv")
     if t1 <= t0:
@@ -81,11 +72,14 @@ def export(
     if out is None:
         _write(ex, store, fmt, data, site, t0, t1, sys.stdout)
         return
-    import io
-
-    buf = io.StringIO()
-    n = _write(ex, store, fmt, data, site, t0, t1, buf)
-    write_atomic(out, buf.getvalue().encode(), 0o644)
+    try:
+        with landing(out, 0o644) as raw:
+            text = io.TextIOWrapper(raw, "utf-8", newline="")
+            n = _write(ex, store, fmt, data, site, t0, t1, text)
+            text.flush()
+            text.detach()  # landing syncs and closes the file itself
+    except OSError as e:
+        raise LanternaError(f"--out {out}: {e.strerror or e}", EXIT_FAILED) from None
     click.echo(f"wrote {n} {'features' if fmt == 'geojson' else 'rows'} to {out}", err=True)
 
 

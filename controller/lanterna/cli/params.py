@@ -95,3 +95,15 @@ class Share(click.ParamType):
         except RolloutError as e:
             raise MalformedValue(str(e)) from None
         return value if self.count_ok else share
+
+
+def when(option: str, text: str) -> float:
+    """An option's ISO date or date-time (lanterna.fleet.energy.parse_when) -> epoch s; a
+    bad one is malformed input (exit 4), named by its option."""
+    from lanterna.errors import malformed
+    from lanterna.fleet.energy import parse_when
+
+    try:
+        return parse_when(text)
+    except ValueError as e:
+        raise malformed(f"{option}: {e}") from None
