@@ -161,7 +161,10 @@ class MQTTClient:
                     if self.connected and up >= _STABLE_MS:
                         self._tries = 0
                     self._tries += 1
+                    # counted together, so no snapshot of stats sees one without the other
                     self.stats["failures"] += 1
+                    if isinstance(e, Refused):
+                        self.stats["refused"] += 1
                     if not self._stop:
                         log.warn("mqtt", "%s:%d: %s", self._host, self._port, _why(e))
                 finally:
@@ -221,7 +224,6 @@ class MQTTClient:
             raise ValueError("packet type %d before CONNACK" % (p.kind >> 4))
         rc = p.body[1]
         if rc:
-            self.stats["refused"] += 1
             why = pk.REFUSED[rc - 1] if rc <= 5 else "code"
             raise Refused("%s (CONNACK %d)" % (why, rc))
         self.connected = True
