@@ -17,6 +17,7 @@ import click
 
 from lanterna import __version__
 from lanterna.cli import (
+    audit,
     board,
     bridge,
     broker,
@@ -35,6 +36,7 @@ from lanterna.cli import (
     serve,
     sim,
     site,
+    user,
     vboard,
     views,
 )
@@ -81,7 +83,7 @@ def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
 
 for _module in (board, firmware, node, site, group, schedule, commands, views, energy, ota,
                 broker, provision, doctor, flash, vboard, serve, sim, demo, bridge,
-                export):  # fmt: skip
+                export, user, audit):  # fmt: skip
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 add_global_options(cli)

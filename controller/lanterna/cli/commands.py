@@ -7,6 +7,9 @@ kind. Each command is signed per node, sent to all at once and settled as the ac
 their rate) runs on stderr; the end is a per-node table (or ``--json``) with every node's
 status: ok, error, timeout (the broker took it, no answer) or unsent (it never reached the
 broker). Exit status 1 when any node failed, did not answer or was not reached.
+
+Every send is in the audit log (lanterna.audit, `lanterna audit`): who, what, which
+nodes and what came of it, or why nothing was sent; a schedule as its id and sha256.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import click
 
 from lamp.cmd.args import ARGS
+from lanterna.audit import outcome_detail, outcome_result, schedule_args, target_of
+from lanterna.cli.audit import note
 from lanterna.cli.options import SELECTION, json_option, pass_ctx, prefix_option
 from lanterna.cli.output import emit_json, table
 from lanterna.cli.params import Duration, Level
@@ -99,6 +104,12 @@ def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
         settled[0] += 1
         bar.update(1, current_item=o)
 
+    audit = (
+        cmd,
+        target_of(o["node_ids"], o["group"], o["site"], o["all_nodes"]),
+        [n.id for n in nodes],
+        schedule_args(args["schedule"]) if cmd == "schedule" else args,
+    )
     try:
         if o["via"] == "coap":
             outs = commander.send_coap(nodes, cmd, args, o["timeout"], o["retries"], progress)
@@ -107,12 +118,17 @@ def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
                 ctx.broker(), nodes, cmd, args, o["timeout"], o["retries"], progress
             )
     except SendError as e:
+        if shown:
+            bar.__exit__(None, None, None)
+            shown.clear()
+        note(ctx, *audit, f"not sent: {e}")
         code = EXIT_BROKER if str(e).startswith("broker") else EXIT_FAILED
         raise LanternaError(str(e), code) from None
     finally:
         if shown:
             bar.__exit__(None, None, None)
-    failed = [x for x in outs if x.status != "ok"]
+    # Recorded before anything is printed: the table (or the JSON) stays the last output.
+    note(ctx, *audit, outcome_result(outs), outcome_detail(outs))
     if o["as_json"]:
         emit_json([x.as_json() for x in outs])
     else:
@@ -124,11 +140,7 @@ def send(ctx: Ctx, cmd: str, args: dict[str, Any], o: dict[str, Any]) -> list:
                 res = f"{x.error or x.status}: {x.detail or ''}".strip()
             rows.append((x.node, x.status, x.attempts, "" if x.ms is None else x.ms, res))
         click.echo(table(("node", "result", "tries", "ms", "detail"), rows, right=(2, 3)))
-        by: dict[str, int] = {}
-        for x in failed:
-            by[x.status] = by.get(x.status, 0) + 1
-        rest = "".join(f", {v} {k}" for k, v in sorted(by.items()))
-        click.echo(f"{len(outs) - len(failed)} of {len(outs)} ok{rest}", err=True)
+        click.echo(outcome_result(outs), err=True)
     return outs
 
 

@@ -6,7 +6,8 @@ everywhere (docs/cli.md): 1 a key is missing or already exists, or mpy-cross fai
 4 malformed input (a version, a board, a key file) or a malformed or tampered bundle.
 
 Rollouts (`ota rollout|status|pause|resume|abort`, docs/ota.md "Rollouts") are
-thin over lanterna.ota.rollout.
+thin over lanterna.ota.rollout; starting one (or its refusal), pausing, resuming and
+aborting it are in the audit log (`lanterna audit --action rollout`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import click
 
 from lamp.cmd.args import ARGS
+from lanterna.audit import target_of
+from lanterna.cli.audit import note
 from lanterna.cli.commands import select_nodes
 from lanterna.cli.options import json_option, pass_ctx, prefix_option, selection
 from lanterna.cli.output import emit_json, table
@@ -352,23 +355,29 @@ def ota_rollout(
         chunk=chunk,
     )
     pub = ob.load_public(key or c.home / ob.PUBLIC_NAME)
+    chosen = target_of(node_ids, group, site, all_nodes)
     try:
         b = ob.read_bundle(bundle, pub)
     except ob.BundleError as e:
         rid = ro.Rollouts(c.store()).refuse(str(bundle), f"refused before any node: {e}")
+        args = {"bundle": str(bundle), "rollout": rid}
+        note(c, "rollout.start", chosen, [], args, "refused: the bundle", str(e))
         raise ob.BundleError(f"rollout {rid} refused: {e}") from None
     data = bundle.read_bytes()
     nodes = select_nodes(c, node_ids, group, site, all_nodes)
     target = {"node": list(node_ids), "group": group, "site": site, "all": all_nodes}
+    bid = bundle_id(data)
     rid = ro.Rollouts(c.store()).create(
         str(bundle),
-        bundle_id(data),
+        bid,
         b.manifest["version"],
         b.bytes,
         target,
         plan,
         ro.assign_waves([n.id for n in nodes], plan),
     )
+    args = {"bundle": str(bundle), "bundle_id": bid, "version": b.manifest["version"]}
+    note(c, "rollout.start", chosen, [n.id for n in nodes], {**args, "rollout": rid}, "started")
     click.echo(f"rollout {rid}: {b.manifest['version']} to {len(nodes)} nodes", err=True)
     _run(c, rid, data, prefix, as_json)
 
@@ -389,7 +398,11 @@ def _change(c: Ctx, rollout: int | None, to: str) -> dict[str, Any]:
     r = rs.get(rollout)
     if r["state"] not in ro.ACTIVE:
         raise ro.RolloutError(f"rollout {r['id']} is {r['state']}: nothing to {to}")
-    rs.set_state(r["id"], {"pause": "paused", "abort": "aborted", "resume": "running"}[to])
+    state = {"pause": "paused", "abort": "aborted", "resume": "running"}[to]
+    rs.set_state(r["id"], state)
+    nodes = [n["node"] for n in rs.nodes(r["id"])]
+    args = {"rollout": r["id"], "version": r["version"], "was": r["state"]}
+    note(c, f"rollout.{to}", f"rollout {r['id']}", nodes, args, state)
     return r
 
 

@@ -1,7 +1,8 @@
 """`lanterna schedule validate|preview|push`: dimming schedules (docs/schedules.md).
 
-Validation and the preview run the node's own schedule code (lanterna.fleet.schedules
-imports lamp.schedule), so what is shown is what a node will do; a malformed file is
+Validation and the preview (one night, or every night of a year with ``--year``) run the
+node's own schedule code (lanterna.fleet.schedules imports lamp.schedule), so what is
+shown is what a node will do; a malformed file (the schedule or its ``--against``) is
 exit 4 with the path of what is wrong. `push` signs and sends it as lanterna.cli.commands
 sends every command.
 """
@@ -19,6 +20,7 @@ from lanterna.cli.commands import finish, send, targets
 from lanterna.cli.options import json_option, location, pass_ctx
 from lanterna.cli.output import emit_json, table
 from lanterna.context import Ctx, store_errors
+from lanterna.fleet import energy as er
 from lanterna.fleet import schedules
 
 
@@ -48,9 +50,18 @@ def schedule_validate(file: Path) -> None:
 @click.option(
     "--date",
     "night",
-    required=True,
     type=click.DateTime(["%Y-%m-%d"]),
     help="The night starting on this local date.",
+)
+@click.option(
+    "--year",
+    type=click.IntRange(1971, 2100),
+    help="Instead of one night: every night of this year, in kWh, EUR and kg CO2.",
+)
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    help="With --year: another schedule file, side by side.",
 )
 @location(required=True)
 @click.option(
@@ -59,29 +70,69 @@ def schedule_validate(file: Path) -> None:
     help="Lamp input power at 100 % (W); default: the node's energy.rated_power_w default.",
 )
 @click.option(
+    "--price-per-kwh",
+    type=click.FloatRange(min=0),
+    help=f"With --year: tariff, {er.CURRENCY} per kWh (default {er.PRICE_PER_KWH}, "
+    "as `lanterna energy report`).",
+)
+@click.option(
+    "--co2-per-kwh",
+    type=click.FloatRange(min=0),
+    help=f"With --year: grid emission factor, kg CO2 per kWh (default {er.CO2_PER_KWH}).",
+)
+@click.option(
     "--png",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the level over the night into this PNG.",
+    help="Also draw the level over the night (with --year: kWh per month) into this PNG.",
 )
 @json_option
 def schedule_preview(
     file: Path,
     night,
+    year: int | None,
+    against: Path | None,
     lat: float,
     lon: float,
     tz: str,
     rated_w: int | None,
+    price_per_kwh: float | None,
+    co2_per_kwh: float | None,
     png: Path | None,
     as_json: bool,
 ) -> None:
-    """Show what a node at LAT/LON in TZ will do during one night, with the energy used.
+    """Show what a node at LAT/LON in TZ will do during one night, with the energy used;
+    with --year, every night of a year against full power from sunset to sunrise.
 
     \b
-    Example:
+    Examples:
       lanterna schedule preview winter.json --date 2026-12-21 \\
           --lat 51.4826 --lon 0.0077 --tz Europe/London --json
+      lanterna schedule preview winter.json --year 2027 --against night-saver.json \\
+          --lat 51.4826 --lon 0.0077 --tz Europe/London --png 2027.png
     """
+    if (night is None) == (year is None):
+        raise click.UsageError("give one of --date (a night) or --year (every night of it)")
+    if year is None:
+        year_only = {"--against": against, "--price-per-kwh": price_per_kwh}
+        year_only["--co2-per-kwh"] = co2_per_kwh
+        for option, value in year_only.items():
+            if value is not None:
+                raise click.UsageError(f"{option} goes with --year, not --date")
     _, sched = schedules.load(file)
+    if year is not None:
+        other = None if against is None else schedules.load(against)[1]
+        y = schedules.year(
+            sched, year, lat, lon, tz, rated_w, price_per_kwh, co2_per_kwh, against=other
+        )
+        if png is not None:
+            schedules.plot_year(y, png)
+        if as_json:
+            emit_json(y.as_json())
+        else:
+            _year_table(y)
+        if png is not None:
+            click.echo(f"chart: {png}", err=True)
+        return
     p = schedules.preview(sched, night.date(), lat, lon, tz, rated_w)
     if png is not None:
         schedules.plot(p, png)
@@ -99,6 +150,43 @@ def schedule_preview(
     )
     if png is not None:
         click.echo(f"chart: {png}", err=True)
+
+
+def _pct(used: float, baseline: float) -> str:
+    return f"{100 * (baseline - used) / baseline:.1f}" if baseline else "-"
+
+
+def _savings(name: str, t: dict[str, Any]) -> str:
+    pct = "-" if t["saving_pct"] is None else f"{t['saving_pct']} %"
+    return (
+        f"{name}: {t['saved_kwh']:.3f} kWh, {t['saved_eur']:.2f} {er.CURRENCY}, "
+        f"{t['saved_co2_kg']:.2f} kg CO2 ({pct} of full power)"
+    )
+
+
+def _year_table(y: schedules.YearPreview) -> None:
+    other = y.against_id
+    click.echo(
+        f"schedule {y.schedule_id}, {y.year}: {len(y.nights)} nights, {y.rated_w} W lamp, "
+        f"{y.price_eur_kwh} {er.CURRENCY}/kWh, {y.co2_kg_kwh} kg CO2/kWh; "
+        f"baseline: {schedules.BASELINE}"
+    )
+    headers = ["month", "kWh"] + ([f"{other} kWh"] if other else []) + ["baseline kWh"]
+    headers += ["saved kWh", "saved %"]
+    months = y.months()
+    total = {"month": "total", "kwh": y.kwh, "baseline_kwh": y.baseline_kwh}
+    if other:
+        total["against_kwh"] = y.against_kwh
+    rows = []
+    for m in months + [total]:
+        row = [m["month"], f"{m['kwh']:.3f}"]
+        row += [f"{m['against_kwh']:.3f}"] if other else []
+        row += [f"{m['baseline_kwh']:.3f}", f"{m['baseline_kwh'] - m['kwh']:.3f}"]
+        rows.append(row + [_pct(m["kwh"], m["baseline_kwh"])])
+    click.echo(table(headers, rows, right=range(1, len(headers))))
+    if other:
+        click.echo(_savings(f"{other} saves", y.totals(y.against_kwh)))
+    click.echo(_savings(f"{y.schedule_id} saves", y.totals()))
 
 
 @schedule.command("push")

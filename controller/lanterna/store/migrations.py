@@ -187,6 +187,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         full_at REAL NOT NULL        -- when the last full sync ran
     )
     """,
+    # 6: who may do what, and what was done (lanterna.operators, lanterna.audit): the
+    # console's operators with their role and password hash (scrypt, never the password),
+    # an audit record of every command from the console and the CLI, and who acknowledged
+    # which fault of which node.
+    """
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,          -- viewer | operator | admin
+        hash TEXT NOT NULL,          -- scrypt$n$r$p$salt_hex$key_hex
+        created REAL NOT NULL,
+        changed REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        who TEXT NOT NULL,           -- an operator (web), the OS user (cli)
+        via TEXT NOT NULL,           -- web | cli
+        action TEXT NOT NULL,        -- dim, schedule, rollout.pause, user.add, ...
+        target TEXT NOT NULL,        -- 'node greenwich-004', 'site milan', 'rollout 3'
+        nodes TEXT NOT NULL,         -- JSON: the node ids
+        args TEXT NOT NULL,          -- JSON: the arguments, never a secret
+        result TEXT NOT NULL,        -- '3 of 3 ok', '1 of 3 ok, 2 timeout', 'paused'
+        detail TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE TABLE fault_acks (
+        node TEXT NOT NULL,
+        fault TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (node, fault)
+    )
+    """,
 )
 
 # SQLite's DDL -> PostgreSQL's. Only what migrations 1 and 2 use: a rowid key becomes an
