@@ -10,7 +10,10 @@ def unload(name):
     # Give a module's RAM back once its one-off work is done (board and schedule checkers,
     # a command): drop it from sys.modules and from its package, so nothing keeps it
     # alive. name: "board", "net.ntp", or a subpackage ("cmd"), which takes every loaded
-    # module of it along.
+    # module of it along. Under CPython (the controller previews schedules with this
+    # code) nothing is dropped: RAM is not scarce there, and a re-import costs a compile.
+    if sys.implementation.name != "micropython":
+        return
     full = "lamp." + name
     for k in [k for k in sys.modules if k.startswith(full + ".")]:
         sys.modules.pop(k)
