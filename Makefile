@@ -17,7 +17,7 @@ WARP   ?= 1
 # package:probe. postgresql: Debian keeps initdb/pg_ctl off PATH (/usr/lib/postgresql/N/bin);
 # its pg_ctlcluster is on PATH (tests/pgserver.py finds the server binaries).
 SYSDEPS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub libcoap3-bin:coap-client-notls \
-  postgresql:pg_ctlcluster
+  postgresql:pg_ctlcluster chromium:chromium
 
 .PHONY: all venv sysdeps test lint mpy node bench clean demo flash
 
@@ -50,7 +50,7 @@ sysdeps:
 
 # The main job: a virtual district of three sites against a real broker, end to end.
 demo: $(STAMP) sysdeps
-	$(BIN)/lanterna demo
+	$(BIN)/lanterna demo $(ARGS)
 
 # On every core (pytest-xdist, tests spread as workers fall free): the tests are
 # independent (free ports, their own temp dirs and brokers). JOBS=0: one process.

@@ -48,6 +48,9 @@ def test_the_demo_runs_end_to_end_and_stops_everything_it_started(tmp_path):
     assert "energy report" in r.stderr and "\ntotal " in r.stdout
     assert (home / "energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "demo stopped" in r.stderr
+    # the console served the district, and the demo said where and how to sign in
+    assert "$ lanterna web --listen 127.0.0.1:" in r.stderr
+    assert "console: http://127.0.0.1:" in r.stderr and "sign in as operator" in r.stderr
 
 
 def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path):

@@ -39,6 +39,7 @@ from lanterna.cli import (
     user,
     vboard,
     views,
+    web,
 )
 from lanterna.cli.options import BROKER_HELP, DB_HELP, add_global_options
 from lanterna.context import Ctx
@@ -83,7 +84,7 @@ def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
 
 for _module in (board, firmware, node, site, group, schedule, commands, views, energy, ota,
                 broker, provision, doctor, flash, vboard, serve, sim, demo, bridge,
-                export, user, audit):  # fmt: skip
+                export, user, audit, web):  # fmt: skip
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 add_global_options(cli)

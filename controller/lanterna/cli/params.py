@@ -107,3 +107,11 @@ def when(option: str, text: str) -> float:
         return parse_when(text)
     except ValueError as e:
         raise malformed(f"{option}: {e}") from None
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """--listen's HOST:PORT (port 0: any free port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)

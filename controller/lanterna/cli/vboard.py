@@ -8,12 +8,7 @@ from pathlib import Path
 
 import click
 
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
+from lanterna.cli.params import host_port
 
 
 def _heap(value: str | None) -> int | None:
@@ -60,7 +55,7 @@ def virtual_board(listen: str, root: Path, board_name: str, heap: str | None) ->
     """
     from lanterna.sim.vboard import Board, VBoardError, serve
 
-    host, port = _listen(listen)
+    host, port = host_port(listen)
     heap_bytes = _heap(heap)
     root.mkdir(parents=True, exist_ok=True)
 

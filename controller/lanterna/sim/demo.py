@@ -4,9 +4,10 @@ end to end, on this machine, with the real parts.
 mosquitto on a free loopback port (password file, no anonymous access), 30 lamp posts
 (real firmware in MicroPython processes; 10 each in Greenwich, Porta Romana, Baixa) at
 time warp, `lanterna serve` ingesting into a fresh store, a schedule pushed to the fleet,
-the live fleet status, and an energy report with its chart. Every step is the CLI a
-street-lighting team runs, printed before it runs. Everything started is stopped at
-the end, on Ctrl-C too.
+the live fleet status, and an energy report with its chart; the web console
+(`lanterna web`) serves the district throughout, with a one-time operator password
+printed once. Every step is the CLI a street-lighting team runs, printed before it runs.
+Everything started is stopped at the end (with `keep`, at Ctrl-C), on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _say(text: str, cyan: bool = False) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
+def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float, keep: bool = False) -> int:
     from lanterna.broker.mosquitto import Mosquitto
     from lanterna.context import write_config
 
@@ -136,8 +137,9 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
             raise LanternaError(f"only {n} of {total} nodes came online: see {home}")
         step("schedule", "push", str(examples / "schedule-night-saver.json"), "--all")
         step("dim", "20", "--site", "baixa", "--for", "2h")
+        console = _console(step, spawn, procs, home)
         t_end = time.monotonic() + seconds
-        while not stop and time.monotonic() < t_end:
+        while not stop and (keep or time.monotonic() < t_end):
             time.sleep(min(10.0, max(0.0, t_end - time.monotonic())))  # the demo's pace
             if not stop:
                 step("status", "--site", "greenwich")
@@ -154,6 +156,8 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
             str(home / "energy.png"),
         )
         _say(f"chart: {home / 'energy.png'}; store: {home / 'lanterna.db'}")
+        if console:
+            _say(f"the console was at {console}")
         return 0
     finally:
         for p in procs:
@@ -168,4 +172,47 @@ def run_demo(home: Path, nodes_per_site: int, warp: int, seconds: float) -> int:
         broker.stop()
         for sig, h in old.items():
             signal.signal(sig, h)
-        _say("demo stopped: broker, sims and serve ended")
+        _say("demo stopped: broker, sims, serve and the console ended")
+
+
+def _console(step, spawn, procs: list, home: Path) -> str | None:
+    """An operator with a one-time password, and `lanterna web` on 127.0.0.1:8080 (or
+    any free port when 8080 is taken); its address, once it listens."""
+    r = step("user", "add", "operator", "--role", "operator", "--generate")
+    password = r.stdout.strip().splitlines()[0] if r.stdout.strip() else "?"
+    for port in (8080, 0) if _port_free(8080) else (0,):
+        log = home / f"web-{len(procs)}.log"
+        spawn("web", "--listen", f"127.0.0.1:{port}")
+        url = _listening(procs[-1], log)
+        if url:
+            _say(f"console: {url} (sign in as operator, password {password}, shown once)",
+                 cyan=True)  # fmt: skip
+            return url
+    _say(f"the console did not start: see {home}/web-*.log")
+    return None
+
+
+def _listening(p: subprocess.Popen, log: Path) -> str | None:
+    """The address `lanterna web` prints once it listens; None if it exits first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        for line in text.splitlines():
+            if line.startswith("lanterna web: "):
+                return line.split()[2]
+        if p.poll() is not None:
+            return None
+        time.sleep(0.1)  # the console starting, bounded
+    return None
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import secrets
 import signal
@@ -116,12 +117,29 @@ def _prepare(
         creds[node] = c
         coap = coap_base_port + i if coap_base_port else 0
         mqtt = mqtt_config(u, node, c["password"])
-        cfg = node_config(node, site, lat, lon, posix_tz(tz), mqtt, c["key"], tele_s, coap, ota_key)
+        n_lat, n_lon = pole_at(lat, lon, i)
+        cfg = node_config(
+            node, site, n_lat, n_lon, posix_tz(tz), mqtt, c["key"], tele_s, coap, ota_key
+        )
         _write_secret(d / "config.json", json.dumps(cfg, indent=1))
         _flash(d, factory)
         out.append(SimNode(node, d, coap))
     _write_secret(creds_path, json.dumps(creds, indent=1, sort_keys=True))
     return out
+
+
+POLE_SPACING_M = 35.0  # lamp posts along a street; POLES_PER_ROW to a street
+POLES_PER_ROW = 10
+
+
+def pole_at(lat: float, lon: float, i: int) -> tuple[float, float]:
+    """Where the i-th (1-based) pole of a virtual site stands: streets of POLES_PER_ROW
+    posts POLE_SPACING_M apart, running east from the site's point, one street below the
+    other (so a map shows every post; the sun moves by under a second over a street)."""
+    row, col = divmod(i - 1, POLES_PER_ROW)
+    dlat = row * POLE_SPACING_M / 111_320
+    dlon = col * POLE_SPACING_M / (111_320 * max(0.01, math.cos(math.radians(lat))))
+    return round(lat - dlat, 6), round(lon + dlon, 6)
 
 
 def register(

@@ -232,6 +232,11 @@ class Store:
             return f"{col} IN (SELECT unnest(CAST(? AS text[])))", [list(values)]
         return f"{col} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
+    def tuples(self, q: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read (``?`` placeholders, SQL both backends run) as plain
+        tuples: what a reader outside the store (the web console) unpacks."""
+        return self._tuples(q, args)
+
     def _tuples(self, q: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows as plain tuples (a quarter of a million of them: no row objects)."""
         if self.pg:
