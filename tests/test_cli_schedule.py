@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from astral import LocationInfo
@@ -55,7 +55,10 @@ def test_preview_json_shows_transitions_sun_and_energy(example):
     assert levels == [100, 70, 40, 70, 0]
     times = [datetime.fromisoformat(t["time"]) for t in out["transitions"]]
     assert times == sorted(times) and all(t.utcoffset().total_seconds() == 0 for t in times)
-    assert [t.strftime("%H:%M") for t in times[1:4]] == ["22:30", "00:30", "05:30"]
+    assert [t.strftime("%H:%M") for t in times[1:3]] == ["22:30", "00:30"]
+    # the morning's 70 % an hour before sunrise, off ten minutes after it
+    sunrise = datetime.fromisoformat(out["sun"]["sunrise"])
+    assert times[3] == sunrise - timedelta(minutes=60) and times[4] == sunrise + timedelta(minutes=10)
     # Sun events agree with an independent oracle (astral), within a minute.
     s = sun(
         LocationInfo("g", "uk", "Europe/London", 51.4826, 0.0077).observer, date=date(2026, 11, 25)
