@@ -99,8 +99,9 @@ class Client:
                 self.set_cookie = sc
                 value = sc.split(";", 1)[0]
                 self.cookie = None if value.endswith("=") or '=""' in value else value
-            out = json.loads(text) if r.getheader("content-type", "").startswith(
-                "application/json") else text  # fmt: skip
+            packed = r.getheader("content-encoding") is not None
+            is_json = r.getheader("content-type", "").startswith("application/json")
+            out = json.loads(text) if is_json and not packed else text
             return r.status, r, out
         finally:
             c.close()
@@ -445,3 +446,20 @@ def test_over_tls_the_session_cookie_is_secure(tmp_path):
         assert code == 200 and r.getheader("strict-transport-security")
     finally:
         web.stop()
+
+
+def test_a_big_map_is_gzipped_for_a_browser_that_takes_it(console):
+    _, _, _, target = console
+    with Store(target) as s:
+        for i in range(1000):
+            s.put_node(f"gw-{i + 100:04d}", "gw", "sim", KEY, lat=51.5 + i * 1e-4, lon=0.02)
+    c = signed_in(console, "vic")
+    code, r, plain = c.req("GET", "/api/map")
+    assert code == 200 and r.getheader("content-encoding") is None, len(json.dumps(plain))
+    assert len(plain["nodes"]) == 1006
+    code, r, packed = c.req("GET", "/api/map", headers={"Accept-Encoding": "gzip"})
+    assert code == 200 and r.getheader("content-encoding") == "gzip"
+    import gzip
+
+    assert len(packed) < len(json.dumps(plain)) / 4
+    assert json.loads(gzip.decompress(packed)) == plain

@@ -154,3 +154,14 @@ def location(required: bool = False, note: str = "") -> Callable[[F], F]:
         )
 
     return deco
+
+
+def listen_option(default: str) -> Callable[[F], F]:
+    """--listen HOST:PORT of a server the CLI runs (port 0: any free port, printed)."""
+    return click.option(
+        "--listen",
+        default=default,
+        show_default=True,
+        help="HOST:PORT to serve on (port 0: any free port, printed).",
+    )
+

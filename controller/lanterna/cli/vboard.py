@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lanterna.cli.options import listen_option
 from lanterna.cli.params import host_port
 
 
@@ -23,12 +24,7 @@ def _heap(value: str | None) -> int | None:
 
 
 @click.command("virtual-board")
-@click.option(
-    "--listen",
-    default="127.0.0.1:2323",
-    show_default=True,
-    help="HOST:PORT to serve on (port 0: any free port, printed).",
-)
+@listen_option("127.0.0.1:2323")
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from lanterna.cli.options import pass_ctx, prefix_option
+from lanterna.cli.options import listen_option, pass_ctx, prefix_option
 from lanterna.cli.params import host_port
 from lanterna.context import Ctx, store_errors
 from lanterna.errors import EXIT_FAILED, LanternaError, malformed
@@ -39,12 +39,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @click.command("web")
-@click.option(
-    "--listen",
-    default="127.0.0.1:8080",
-    show_default=True,
-    help="HOST:PORT to serve on (port 0: any free port, printed).",
-)
+@listen_option("127.0.0.1:8080")
 @click.option(
     "--tiles",
     metavar="URL",

@@ -9,6 +9,7 @@ shared either). Errors are lanterna.errors exceptions, answered as JSON
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import threading
@@ -165,7 +166,7 @@ def build(
                 return out
             if isinstance(out, writes.Job):
                 return JSONResponse({"job": out.id, "total": out.total}, 202)
-            return JSONResponse(out)
+            return _json(out, request)
 
         return endpoint
 
@@ -395,6 +396,20 @@ def build(
 
     with_headers.console = c  # type: ignore[attr-defined]  # tests reach the sessions
     return with_headers  # type: ignore[return-value]
+
+
+GZIP_FROM = 32 << 10  # bytes: below it compressing costs more than it saves
+
+
+def _json(out: Any, request: Request) -> Response:
+    """A JSON answer, gzipped when it is big and the browser takes gzip (the map of a
+    city is 1.5 MB as JSON for 20,000 nodes, a tenth of it gzipped)."""
+    r = JSONResponse(out)
+    if len(r.body) >= GZIP_FROM and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(r.body, 5)
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return Response(body, media_type="application/json", headers=headers)
+    return r
 
 
 def _too_big(scope: dict[str, Any]) -> bool:
