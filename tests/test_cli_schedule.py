@@ -58,7 +58,8 @@ def test_preview_json_shows_transitions_sun_and_energy(example):
     assert [t.strftime("%H:%M") for t in times[1:3]] == ["22:30", "00:30"]
     # the morning's 70 % an hour before sunrise, off ten minutes after it
     sunrise = datetime.fromisoformat(out["sun"]["sunrise"])
-    assert times[3] == sunrise - timedelta(minutes=60) and times[4] == sunrise + timedelta(minutes=10)
+    assert times[3] == sunrise - timedelta(minutes=60)
+    assert times[4] == sunrise + timedelta(minutes=10)
     # Sun events agree with an independent oracle (astral), within a minute.
     s = sun(
         LocationInfo("g", "uk", "Europe/London", 51.4826, 0.0077).observer, date=date(2026, 11, 25)
