@@ -164,4 +164,3 @@ def listen_option(default: str) -> Callable[[F], F]:
         show_default=True,
         help="HOST:PORT to serve on (port 0: any free port, printed).",
     )
-
