@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,44 @@ def console(tmp_path_factory) -> Iterator[Console]:
 
         fleet.wait(reported, 120, f"{len(NODES)} nodes online with their level")
         spread(fleet)  # after the sims have registered their nodes (on their own point)
+        yield Console(fleet, web, passwords)
+    finally:
+        if web is not None:
+            web.stop()
+        fleet.stop()
+        broker.stop()
+
+
+SHOT_SITES = [("greenwich", 20)]  # two streets of ten poles (lanterna.sim.district)
+SHOT_WARP = 720  # node time: an hour in 5 s
+SHOT_HOURS = 8  # of telemetry on every node before the pictures: an evening
+
+
+@pytest.fixture(scope="module")
+def pictured(console, tmp_path_factory) -> Iterator[Console]:
+    """The console the screenshots show. Without LANTERNA_SCREENSHOTS, the tests' own;
+    with it, a district of its own at time warp, its poles where the sim puts them,
+    shown once every node has SHOT_HOURS of telemetry (charts and energy with data)."""
+    if not SCREENSHOTS:
+        yield console
+        return
+    tmp = tmp_path_factory.mktemp("pictured")
+    broker = Mosquitto(tmp / "broker")
+    broker.start()
+    fleet = Fleet(tmp, broker)
+    web = None
+    try:
+        fleet.sims(SHOT_SITES, tele_s=60, warp=SHOT_WARP)
+        fleet.spawn("serve", "--report-s", "60")
+        passwords = {name: add_user(fleet.env, name, role) for name, role in USERS.items()}
+        web = start_web(fleet.env)
+        want = sum(n for _, n in SHOT_SITES)
+
+        def covered(s) -> bool:
+            spans = s.tuples("SELECT node, MAX(ts) - MIN(ts) FROM telemetry GROUP BY node")
+            return len(spans) == want and all(span >= SHOT_HOURS * 3600 for _, span in spans)
+
+        fleet.wait(covered, 60 + SHOT_HOURS * 3600 / SHOT_WARP * 6, f"{SHOT_HOURS} h of data")
         yield Console(fleet, web, passwords)
     finally:
         if web is not None:
@@ -356,12 +395,15 @@ def shoot(tab: Tab, name: str, shots: list[Path]) -> None:
         shots.append(path)
 
 
-def test_the_schedule_previews_and_the_energy_page_render(console, tabs):  # noqa: F811
+def test_the_schedule_previews_and_the_energy_page_render(pictured, tabs):  # noqa: F811
+    console = pictured
     tab = console.tab(tabs, "olga")
     shots: list[Path] = []
     tab.goto("/", "map")
     shoot(tab, "map.png", shots)
     tab.goto("/nodes/greenwich-001", "node")
+    if SCREENSHOTS:  # the charts below the facts
+        tab.page.evaluate("() => document.getElementById('chart-24h').scrollIntoView()")
     shoot(tab, "node.png", shots)
 
     tab.goto("/schedules", "schedules")
@@ -393,8 +435,19 @@ def test_the_schedule_previews_and_the_energy_page_render(console, tabs):  # noq
 
     tab.goto("/energy", "energy")
     assert "kWh" in text_of(tab, "#energy-result")
+    if SCREENSHOTS:  # the district's own days (node time), not the week before them
+        with console.fleet.store() as s:
+            first = s.tuples("SELECT MIN(ts) FROM telemetry")[0][0]
+        day = time.strftime("%Y-%m-%d", time.localtime(first))
+        tab.page.fill("#energy-since", day)
+        with tab.page.expect_response(lambda r: "/api/energy" in r.url) as answer:
+            tab.page.click("#energy-run")
+        assert answer.value.status == 200
+        wait_text(tab, "#energy-result", DONE)
     per_site = text_of(tab, "#energy-table-wrap")
-    assert all(site in per_site for site, _ in SITES), per_site
+    with console.fleet.store() as s:
+        sites = [x["name"] for x in s.sites()]
+    assert all(site in per_site for site in sites), per_site
     shoot(tab, "energy.png", shots)
     assert tab.foreign() == [] and tab.page_errors == [] and tab.console_errors == []
     if SCREENSHOTS:

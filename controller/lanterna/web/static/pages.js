@@ -34,6 +34,7 @@ export const energy = {
     const run = h("button", { id: "energy-run", type: "button", class: "primary" }, "Show");
     const chart = h("canvas", { id: "energy-chart", class: "chart" });
     const result = h("p", { id: "energy-result", class: "result", "aria-live": "polite" });
+    const note = h("p", { id: "energy-note", class: "result" });
     const tableWrap = h("div", { id: "energy-table-wrap" });
     root.append(
       h("h1", {}, "Energy"),
@@ -47,6 +48,7 @@ export const energy = {
         run,
       ),
       result,
+      note,
       h("section", { class: "card" }, h("h2", {}, "Energy per day"), chart),
       h("section", { class: "card" }, h("h2", {}, "By site and group"), tableWrap),
     );
@@ -85,6 +87,19 @@ export const energy = {
           `${num(t.saved_eur, 2, r.currency || "EUR")}, ${num(t.saved_co2_kg, 1, "kg CO2")}`,
         "ok",
       );
+      // As `lanterna energy report` notes it: a saving over hours without data is not a
+      // saving, so a period the nodes did not cover says so, with the covered figure.
+      clear(note);
+      note.classList.remove("warn");
+      if (t.nodes && t.coverage !== undefined && t.coverage < 0.95) {
+        const c = t.covered || {};
+        const pct = c.saved_pct === null || c.saved_pct === undefined ? "—" : `${c.saved_pct} %`;
+        note.classList.add("warn");
+        note.textContent =
+          `note: the nodes reported for ${num(100 * t.coverage, 0)} % of the period, so the ` +
+          `saving above counts hours without data; over the hours with data they used ` +
+          `${num(c.kwh, 2, "kWh")} against ${num(c.baseline_kwh, 2, "kWh")}: ${pct} saved`;
+      }
       const days = r.days || [];
       barChart(chart, {
         title: "energy per day",
