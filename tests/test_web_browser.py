@@ -117,9 +117,9 @@ def console(tmp_path_factory) -> Iterator[Console]:
         broker.stop()
 
 
-SHOT_SITES = [("greenwich", 20)]  # two streets of ten poles (lanterna.sim.district)
+SHOT_SITES = [("greenwich", 10)]  # a street of ten poles (lanterna.sim.district)
 SHOT_WARP = 720  # node time: an hour in 5 s
-SHOT_HOURS = 8  # of telemetry on every node before the pictures: an evening
+SHOT_HOURS = 6  # of telemetry on every node before the pictures: an evening
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def pictured(console, tmp_path_factory) -> Iterator[Console]:
             spans = s.tuples("SELECT node, MAX(ts) - MIN(ts) FROM telemetry GROUP BY node")
             return len(spans) == want and all(span >= SHOT_HOURS * 3600 for _, span in spans)
 
-        fleet.wait(covered, 60 + SHOT_HOURS * 3600 / SHOT_WARP * 6, f"{SHOT_HOURS} h of data")
+        fleet.wait(covered, 60 + SHOT_HOURS * 3600 / SHOT_WARP * 10, f"{SHOT_HOURS} h of data")
         yield Console(fleet, web, passwords)
     finally:
         if web is not None:
