@@ -289,4 +289,43 @@ def _protocol(
     emit("stopped", summary)  # with attempts_by_100ms: the connection attempts in time
 
 
-COMMANDS = [sim]
+@click.command("sim-input")
+@click.argument("node")
+@click.argument("values", nargs=-1, required=True, metavar="NAME=VALUE...")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("sim-state"),
+    show_default=True,
+    help="The district's state directory (as given to `lanterna sim`).",
+)
+def sim_input(node: str, values: tuple[str, ...], state_dir: Path) -> None:
+    """Set what a running virtual node's pole senses: a failed lamp, lost mains, a welded
+    relay, a day burner, the ambient light, the charge point's pilot (taken within a
+    second; the node's fault monitor then reports what a pole would).
+
+    \b
+    Example:
+      lanterna sim-input greenwich-001 lamp_failed=true
+      lanterna sim-input greenwich-001 mains=false relay_welded=null lux=12.5
+    """
+    import json
+
+    from lanterna.sim.stop import INPUTS, set_inputs
+
+    if not (state_dir / node).is_dir():
+        raise malformed(f"{state_dir / node}: no virtual node {node!r} in {state_dir}")
+    parsed: dict[str, object] = {}
+    for v in values:
+        name, sep, text = v.partition("=")
+        if not sep or name not in INPUTS:
+            raise malformed(f"{v!r}: expected NAME=VALUE, NAME one of {', '.join(INPUTS)}")
+        try:
+            parsed[name] = json.loads(text)
+        except ValueError:
+            raise malformed(f"{v!r}: the value is JSON (true, false, null, a number)") from None
+    p = set_inputs(state_dir / f"{node}.stop", parsed)
+    click.echo(f"{node}: {', '.join(f'{k}={json.dumps(x)}' for k, x in parsed.items())} ({p})")
+
+
+COMMANDS = [sim, sim_input]

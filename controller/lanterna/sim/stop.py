@@ -96,3 +96,26 @@ def stop_all(procs: list[tuple[subprocess.Popen, StopFile]], timeout: float) -> 
                 p.wait(min(0.1, max(deadline - now, 0.001)))
             except subprocess.TimeoutExpired:
                 pass
+
+
+INPUTS = ("mains", "relay_welded", "lamp_failed", "day_burner", "lux", "cp_volts")
+
+
+def inputs_path(stop: Path) -> Path:
+    return stop.with_name(stop.name + ".inputs")
+
+
+def set_inputs(stop: Path, values: dict[str, object]) -> Path:
+    """Set a running virtual node's inputs (a failed lamp, lost mains, ...): written
+    beside its stop file, taken by the node within a second (lamp.hal.simstop) and
+    removed. -> the file written."""
+    import json
+
+    from lanterna.files import write_atomic
+
+    bad = sorted(set(values) - set(INPUTS))
+    if bad:
+        raise ValueError(f"not an input of the sim board: {', '.join(bad)} ({', '.join(INPUTS)})")
+    p = inputs_path(stop)
+    write_atomic(p, json.dumps(values).encode(), 0o644)
+    return p

@@ -209,7 +209,7 @@ class SimHal(HalBase):
     def mains_ok(self):
         # The fault monitor samples this every second: the place to take a stop request.
         if self._stop is not None:
-            self._stop()
+            self._stop(self)
         return self.mains
 
     def relay_sense(self):
