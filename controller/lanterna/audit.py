@@ -19,7 +19,7 @@ from typing import Any
 from lanterna.errors import malformed
 from lanterna.store import Store
 
-VIA = ("web", "cli")
+VIA = ("web", "cli", "talq")
 # argument names that would hold a secret: refused, so no caller stores one by mistake
 SECRET_ARGS = frozenset({"password", "hash", "key", "key_hex", "secret", "token"})
 DETAIL_MAX = 500

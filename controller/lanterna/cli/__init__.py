@@ -36,6 +36,7 @@ from lanterna.cli import (
     serve,
     sim,
     site,
+    talq,
     user,
     vboard,
     views,
@@ -84,7 +85,7 @@ def cli(ctx: click.Context, db: Path | None, broker_url: str | None) -> None:
 
 for _module in (board, firmware, node, site, group, schedule, commands, views, energy, ota,
                 broker, provision, doctor, flash, vboard, serve, sim, demo, bridge,
-                export, user, audit, web):  # fmt: skip
+                export, user, audit, web, talq):  # fmt: skip
     for _cmd in _module.COMMANDS:
         cli.add_command(_cmd)
 add_global_options(cli)

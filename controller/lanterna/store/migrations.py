@@ -220,6 +220,55 @@ MIGRATIONS: tuple[Migration, ...] = (
         PRIMARY KEY (node, fault)
     )
     """,
+    # 7: the TALQ gateway (lanterna.talq, docs/talq.md): what a CMS wrote, as it wrote it;
+    # the last override of each node; the loggers' entries until a report takes them; the
+    # requests to the CMS until it takes them (nothing lost across an outage)
+    """
+    CREATE TABLE talq_objects (
+        kind TEXT NOT NULL,          -- calendar | program | logger | group
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,          -- JSON, as the CMS sent it
+        changed REAL NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE TABLE talq_assign (
+        node TEXT PRIMARY KEY,       -- its lamp actuator's calendarID
+        calendar TEXT NOT NULL,
+        schedule INTEGER,            -- schedules.id of the translation pushed
+        result TEXT,                 -- ok, or why the push failed
+        at REAL NOT NULL
+    );
+    CREATE TABLE talq_overrides (
+        node TEXT PRIMARY KEY,
+        command TEXT NOT NULL,       -- JSON: the TALQ Command (targetLightCommand)
+        at REAL NOT NULL,
+        cid TEXT,                    -- commands.id of the dim that carried it
+        feedback TEXT,               -- JSON: the Command in effect as the node acked it
+        result TEXT
+    );
+    CREATE TABLE talq_log (
+        id INTEGER PRIMARY KEY,
+        logger TEXT NOT NULL,
+        entry TEXT NOT NULL,         -- JSON: one LogReport entry
+        at REAL NOT NULL
+    );
+    CREATE INDEX talq_log_logger ON talq_log(logger, id);
+    CREATE TABLE talq_marks (
+        logger TEXT PRIMARY KEY,
+        events_after INTEGER NOT NULL,   -- events.id recorded up to
+        sampled REAL,                    -- the last periodic sample's instant
+        reported REAL                    -- the last report's
+    );
+    CREATE TABLE talq_outbox (
+        id INTEGER PRIMARY KEY,
+        cms TEXT NOT NULL,           -- the CMS's base URI
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        body TEXT NOT NULL,          -- JSON
+        queued REAL NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 )
 
 # SQLite's DDL -> PostgreSQL's. Only what migrations 1 and 2 use: a rowid key becomes an
