@@ -27,6 +27,7 @@ LONG_FIRST = (
     "test_node_schedule_nights.py",
     "test_node_network.py",
     "test_firmware_build.py",
+    "test_talq_district.py",
 )
 
 
