@@ -52,3 +52,20 @@ def test_init_only_writes_private_state_once_and_keeps_its_secrets(tmp_path):
     # The controller knows their MQTT passwords too (for `lanterna broker config`).
     with Credentials(tmp_path / "home") as known:
         assert {n: known.get(n) for n in creds} == {n: c["password"] for n, c in creds.items()}
+
+
+def test_sim_input_writes_what_the_node_takes_and_refuses_what_it_would_not(tmp_path):
+    (tmp_path / "gw-001").mkdir()
+    run = CliRunner().invoke
+    r = run(cli, ["sim-input", "gw-001", "lamp_failed=true", "mains=false",
+                  "--state-dir", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    inputs = tmp_path / "gw-001.stop.inputs"
+    assert json.loads(inputs.read_text()) == {"lamp_failed": True, "mains": False}
+    inputs.unlink()
+    for args, what in ((["gw-001", "lamp_faild=true"], "lamp_faild"),
+                       (["gw-001", "lux=bright"], "JSON"),
+                       (["gw-009", "lux=3"], "no virtual node")):  # fmt: skip
+        r = run(cli, ["sim-input", *args, "--state-dir", str(tmp_path)])
+        assert r.exit_code == 4 and what in r.output, r.output
+        assert not inputs.exists()
